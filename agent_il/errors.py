@@ -1,0 +1,17 @@
+"""One exception family, so callers can catch everything the library raises on purpose."""
+
+
+class AgentILError(Exception):
+    """Base of every error agent-il raises deliberately."""
+
+
+class InvalidInputError(AgentILError, ValueError):
+    """Input (texts, labels, vectors, options) was rejected before anything changed."""
+
+
+class WorkspaceError(AgentILError):
+    """The workspace on disk is missing, locked, damaged or of another version."""
+
+
+class ModelMismatchError(WorkspaceError, ValueError):
+    """The workspace was built with another encoder or vector dimension."""

@@ -1,0 +1,52 @@
+"""What the learner hands back: plain frozen dataclasses, easy to print, compare and serialise."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from agent_il.memory import Evidence
+
+
+@dataclass(frozen=True)
+class Task:
+    """One ``learn`` call."""
+
+    id: int
+    name: str
+    classes: list[str]
+    new_classes: list[str]
+    counts: dict[str, int]
+    examples: int
+    time: str  # ISO 8601, UTC
+    seconds: float
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Task:
+        return cls(**d)
+
+
+@dataclass(frozen=True)
+class LearnReport:
+    task: Task
+    new_classes: list[str]
+    updated_classes: list[str]
+    examples: int
+    classes_total: int
+    exemplars_total: int
+    seconds: float
+    timings: dict[str, float] = field(default_factory=dict)  # encode, fit, memory, commit
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    label: str
+    confidence: float
+    top_k: list[tuple[str, float]]
+    evidence: list[Evidence]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
