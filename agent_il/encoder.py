@@ -89,19 +89,16 @@ class Encoder:
 
     def encode(self, texts: Sequence[str], cache: EmbeddingCache | None = None) -> np.ndarray:
         """L2-normalised float32 embeddings, one row per text, in order."""
-        out: dict[str, np.ndarray] = {}
+        unique = list(dict.fromkeys(texts))
+        out: dict[str, np.ndarray] = cache.get_many(unique) if cache is not None else {}
+        not_cached = [t for t in unique if t not in out]
         missing: list[str] = []
-        for text in dict.fromkeys(texts):
+        for text in not_cached:
             vec = self._memo.get(text)
             if vec is None:
                 missing.append(text)
             else:
-                self._memo.move_to_end(text)
                 out[text] = vec
-        if missing and cache is not None:
-            found = cache.get_many(missing)
-            out.update(found)
-            missing = [t for t in missing if t not in found]
         if missing:
             vectors = self.model.encode(
                 missing,
@@ -112,10 +109,11 @@ class Encoder:
             ).astype(np.float32, copy=False)
             self.encoded_count += len(missing)
             out.update(zip(missing, vectors))
-            if cache is not None:
-                cache.put_many(missing, vectors)
-        for text, vec in out.items():
-            self._memo[text] = vec
+        if cache is not None and not_cached:
+            cache.put_many(not_cached, np.stack([out[t] for t in not_cached]))
+        for text in unique:
+            self._memo[text] = out[text]
+            self._memo.move_to_end(text)
             if len(self._memo) > self._memo_items:
                 self._memo.popitem(last=False)
         if not texts:

@@ -71,15 +71,15 @@ class IntentLearner:
         elif not create:
             raise WorkspaceError(f"no agent-il workspace at {ws.root}")
         else:
+            if memory_total is not None and memory_per_class is not None:
+                raise InvalidInputError("give memory_per_class or memory_total, not both")
             name = strategy or strategies.DEFAULT_STRATEGY
             strategies.make(name, strategy_config)  # validates name and options
             budget = MemoryBudget(
-                per_class=None if memory_total is not None else (memory_per_class or 20),
+                per_class=None if memory_total is not None else (20 if memory_per_class is None else memory_per_class),
                 total=memory_total,
                 selection=selection or "herding",
             )
-            if memory_total is not None and memory_per_class is not None:
-                raise InvalidInputError("give memory_per_class or memory_total, not both")
             ws.create(
                 {
                     "created": _now(),
