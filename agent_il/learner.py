@@ -1,8 +1,9 @@
 """The facade: ``IntentLearner.open(path)`` then ``learn`` / ``predict``.
 
-A learn is a transaction. Everything is computed on copies; then new exemplars are added to
-Chroma, the workspace commits (one atomic rename), and only then are dropped exemplars deleted.
-An error anywhere before the rename leaves disk and the in-process learner exactly as before.
+Every change (learn, restore) is a transaction under the workspace lock. Everything is computed
+on copies; then new records are added to Chroma, the workspace commits (one atomic rename), and
+only then are dropped records deleted. An error before the rename leaves disk and the learner in
+this process exactly as they were; records left by a killed process are pruned on the next write.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ import copy
 import os
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -24,13 +26,22 @@ from agent_il.budget import MemoryBudget
 from agent_il.embedding_cache import EmbeddingCache
 from agent_il.encoder import Encoder, normalise_model_id
 from agent_il.errors import InvalidInputError, ModelMismatchError, WorkspaceError
-from agent_il.memory import ExemplarMemory, embedded_client
+from agent_il.memory import Records, RecordStore, embedded_client
+from agent_il.metrics import AccuracyMatrix, FileEvaluation
 from agent_il.results import LearnReport, Prediction, Task
+from agent_il.snapshots import AUTO_PREFIX, SnapshotInfo, Snapshots, check_name
+from agent_il.strategies.base import Strategy
 from agent_il.workspace import Timeout, Workspace
+
+STORES = ("exemplars", "holdout")
 
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _live(state: dict[str, Any], store: str) -> list[str]:
+    return [i for ids in state[store].values() for i in ids]
 
 
 class IntentLearner:
@@ -38,10 +49,11 @@ class IntentLearner:
     workspace directory. Labels may be new or known in any ``learn``; no task id is needed to
     predict."""
 
-    def __init__(self, workspace: Workspace, state: dict[str, Any], encoder: Encoder, memory: ExemplarMemory) -> None:
+    def __init__(self, workspace: Workspace, state: dict[str, Any], encoder: Encoder, client: Any) -> None:
         self.workspace = workspace
         self.encoder = encoder
-        self.memory = memory
+        self.stores = {name: RecordStore(client, name) for name in STORES}
+        self.snapshots = Snapshots(workspace.root / "snapshots")
         self._cache: EmbeddingCache | None = None
         self._adopt(state)
 
@@ -57,12 +69,14 @@ class IntentLearner:
         memory_per_class: int | None = None,
         memory_total: int | None = None,
         selection: str | None = None,
+        auto_snapshots: int | None = None,
         encoder: Encoder | None = None,
         device: str | None = None,
         create: bool = True,
     ) -> IntentLearner:
         """Open the workspace at ``path``, creating it (with these settings) if it does not exist.
-        Settings given for an existing workspace must match what it was created with."""
+        Settings given for an existing workspace must match what it was created with.
+        ``auto_snapshots`` is how many automatic pre-learn snapshots to keep (0: none)."""
         ws = Workspace(path)
         wanted_model = encoder.model_id if encoder is not None else (normalise_model_id(model) if model else None)
         if ws.exists():
@@ -71,37 +85,19 @@ class IntentLearner:
         elif not create:
             raise WorkspaceError(f"no agent-il workspace at {ws.root}")
         else:
-            if memory_total is not None and memory_per_class is not None:
-                raise InvalidInputError("give memory_per_class or memory_total, not both")
-            name = strategy or strategies.DEFAULT_STRATEGY
-            strategies.make(name, strategy_config)  # validates name and options
-            budget = MemoryBudget(
-                per_class=None if memory_total is not None else (20 if memory_per_class is None else memory_per_class),
-                total=memory_total,
-                selection=selection or "herding",
+            state = _new_state(
+                wanted_model, strategy, strategy_config, memory_per_class, memory_total, selection, auto_snapshots
             )
-            ws.create(
-                {
-                    "created": _now(),
-                    "updated": _now(),
-                    "model": wanted_model or normalise_model_id(None),
-                    "dim": None,
-                    "strategy": {"name": name, "config": strategy_config or {}},
-                    "memory": budget.to_dict(),
-                    "labels": [],
-                    "tasks": [],
-                    "exemplars": {},
-                }
-            )
+            ws.create(state)
             state = ws.read_state()
         encoder = encoder or Encoder(state["model"], device=device)
-        memory = ExemplarMemory(embedded_client(ws.chroma_dir))
-        return cls(ws, state, encoder, memory)
+        return cls(ws, state, encoder, embedded_client(ws.chroma_dir))
 
-    def _adopt(self, state: dict[str, Any]) -> None:
-        strategy = strategies.make(state["strategy"]["name"], state["strategy"]["config"])
-        if state["weights"] is not None:
-            strategy.load_tensors(self.workspace.read_tensors(state))
+    def _adopt(self, state: dict[str, Any], strategy: Strategy | None = None) -> None:
+        if strategy is None:
+            strategy = strategies.make(state["strategy"]["name"], state["strategy"]["config"])
+            if state["weights"] is not None:
+                strategy.load_tensors(self.workspace.read_tensors(state))
         if strategy.n_classes != len(state["labels"]):
             raise WorkspaceError(
                 f"{self.workspace.root}: head has {strategy.n_classes} classes, labels list {len(state['labels'])}"
@@ -137,18 +133,47 @@ class IntentLearner:
     def strategy_name(self) -> str:
         return str(self.state["strategy"]["name"])
 
+    @property
+    def memory(self) -> RecordStore:
+        return self.stores["exemplars"]
+
     def exemplar_counts(self) -> dict[str, int]:
         return {label: len(ids) for label, ids in self.state["exemplars"].items()}
 
+    def accuracy_matrix(self) -> AccuracyMatrix:
+        """Held-out accuracy of every task after every learn (tasks learned with ``holdout``)."""
+        return AccuracyMatrix.from_state(self.state["evaluation"])
+
+    def status(self) -> dict[str, Any]:
+        size = sum(f.stat().st_size for f in self.path.rglob("*") if f.is_file())
+        return {
+            "path": str(self.path),
+            "model": self.state["model"],
+            "dim": self.state["dim"],
+            "strategy": self.strategy_name,
+            "memory": self.state["memory"],
+            "classes": len(self.state["labels"]),
+            "tasks": len(self.state["tasks"]),
+            "exemplars": sum(self.exemplar_counts().values()),
+            "holdout_examples": len(_live(self.state, "holdout")),
+            "snapshots": len(self.snapshots.list()),
+            "generation": self.state["generation"],
+            "updated": self.state["updated"],
+            "size_bytes": size,
+        }
+
     # ----------------------------------------------------------------- learning
-    def learn(self, texts: Sequence[str], labels: Sequence[str], task: str | None = None) -> LearnReport:
-        """Learn labelled texts as one task. New labels grow the head; known labels get more data."""
+    def learn(
+        self, texts: Sequence[str], labels: Sequence[str], task: str | None = None, holdout: float = 0.0
+    ) -> LearnReport:
+        """Learn labelled texts as one task. New labels grow the head; known labels get more data.
+        ``holdout`` keeps that fraction of each class aside as the task's test slice."""
         texts = validation.texts(texts)
         label_list = validation.labels(labels, len(texts))
         task = validation.task_name(task)
+        holdout = validation.fraction(holdout, "holdout")
         start = time.perf_counter()
-        x = self._encode(texts)
-        return self._learn(x, label_list, texts, task, start)
+        return self._learn(self._encode(texts), label_list, texts, task, holdout, start)
 
     def learn_vectors(
         self,
@@ -156,6 +181,7 @@ class IntentLearner:
         labels: Sequence[str],
         task: str | None = None,
         texts: Sequence[str] | None = None,
+        holdout: float = 0.0,
     ) -> LearnReport:
         """The same engine on any feature vectors (n x d); ``texts`` are kept as evidence if given."""
         start = time.perf_counter()
@@ -165,99 +191,74 @@ class IntentLearner:
             texts = validation.texts(texts)
             if len(texts) != len(x):
                 raise InvalidInputError(f"got {len(x)} vectors but {len(texts)} texts")
-        return self._learn(x, label_list, texts, validation.task_name(task), start)
+        task = validation.task_name(task)
+        return self._learn(x, label_list, texts, task, validation.fraction(holdout, "holdout"), start)
 
     def _learn(
-        self, x: np.ndarray, labels: list[str], texts: list[str] | None, task: str | None, start: float
+        self,
+        x: np.ndarray,
+        labels: list[str],
+        texts: list[str] | None,
+        task: str | None,
+        holdout: float,
+        start: float,
     ) -> LearnReport:
         encoded = time.perf_counter()
-        try:
-            lock = self.workspace.lock()
-            lock.acquire()
-        except Timeout:
-            raise WorkspaceError(f"{self.path} is locked by another writer") from None
-        try:
-            self._reload_if_changed()
-            self.memory.prune(self._live_ids())
-            state = copy.deepcopy(self.state)
-            if state["dim"] is None:
-                state["dim"] = int(x.shape[1])
-            known = set(state["labels"])
-            new_classes = [label for label in dict.fromkeys(labels) if label not in known]
-            updated = [label for label in dict.fromkeys(labels) if label in known]
+        with self._writing():
+            old = self.state
+            state = copy.deepcopy(old)
+            state["dim"] = state["dim"] or int(x.shape[1])
+            task_id = len(state["tasks"]) + 1
+            name = task or f"task-{task_id}"
+            stamp = time.time()
+            batch = Records(
+                [uuid.uuid4().hex for _ in labels],
+                x,
+                list(texts) if texts is not None else [None] * len(labels),
+                [{"label": y, "task": name, "task_id": task_id, "time": stamp} for y in labels],
+            )
+            train, test = _split_holdout(batch, holdout, seed=task_id)
+            seen = list(dict.fromkeys(labels))
+            new_classes = [y for y in seen if y not in old["labels"]]
             state["labels"] += new_classes
-            index = {label: i for i, label in enumerate(state["labels"])}
-            y = torch.tensor([index[label] for label in labels])
+            index = {y: i for i, y in enumerate(state["labels"])}
 
-            old = state["exemplars"]
-            mem = self.memory.load(self._live_ids())
+            memory = self.memory.load(_live(old, "exemplars"))
             replay = None
-            if mem.ids:
-                replay = (torch.from_numpy(mem.x), torch.tensor([index[label] for label in mem.labels]))
+            if memory.ids:
+                replay = (torch.from_numpy(memory.x), torch.tensor([index[y] for y in memory.labels]))
             strategy = copy.deepcopy(self.strategy)
-            strategy.fit(torch.from_numpy(x), y, len(state["labels"]), replay)
+            y_train = torch.tensor([index[y] for y in train.labels])
+            strategy.fit(torch.from_numpy(train.x), y_train, len(state["labels"]), replay)
             fitted = time.perf_counter()
 
-            task_id = len(state["tasks"]) + 1
-            row_of = {i: r for r, i in enumerate(mem.ids)}
-            current_x = {label: mem.x[[row_of[i] for i in ids]] for label, ids in old.items() if ids}
-            plan = self.budget.plan(old, current_x, x, labels, len(state["labels"]), task_id)
-            task_name = task or f"task-{task_id}"
-            stamp = time.time()
-            new_ids: list[str] = []
-            new_rows: list[int] = []
-            exemplars: dict[str, list[str]] = {}
-            for label, refs in plan.items():
-                exemplars[label] = []
-                for ref in refs:
-                    if isinstance(ref, int):
-                        new_rows.append(ref)
-                        new_ids.append(uuid.uuid4().hex)
-                        ref = new_ids[-1]
-                    exemplars[label].append(ref)
-            dropped = set(self._live_ids()) - {i for ids in exemplars.values() for i in ids}
-            counts: dict[str, int] = {}
-            for label in labels:
-                counts[label] = counts.get(label, 0) + 1
-            record = Task(
-                id=task_id,
-                name=task_name,
-                classes=list(counts),
-                new_classes=new_classes,
-                counts=counts,
-                examples=len(labels),
-                time=_now(),
-                seconds=round(time.perf_counter() - start, 4),
-            )
-            state["exemplars"] = exemplars
+            state["exemplars"], added = self._plan_exemplars(old, memory, train, len(state["labels"]), task_id)
+            if test.ids:
+                state["holdout"][str(task_id)] = test.ids
+            accuracy = self._holdout_accuracy(old, strategy, state, test)
+            if test.ids or accuracy:
+                state["evaluation"].append(
+                    {"after_task": task_id, "accuracy": {str(t): a["after"] for t, a in accuracy.items()}}
+                )
+            counts = {y: labels.count(y) for y in seen}
+            seconds = round(time.perf_counter() - start, 4)
+            record = Task(task_id, name, seen, new_classes, counts, len(labels), _now(), seconds)
             state["tasks"].append(record.__dict__)
             state["updated"] = record.time
             planned = time.perf_counter()
-
-            self.memory.add(
-                new_ids,
-                x[new_rows],
-                [texts[r] if texts is not None else None for r in new_rows],
-                [{"label": labels[r], "task": task_name, "task_id": task_id, "time": stamp} for r in new_rows],
-            )
-            try:
-                state = self.workspace.commit(state, strategy.tensors())
-            except BaseException:
-                self.memory.delete(new_ids)
-                raise
-            self.memory.delete(dropped)
-            self.state, self.strategy = state, strategy
-        finally:
-            lock.release()
+            self._commit(state, strategy, {"exemplars": added, "holdout": test}, auto_snapshot=True)
         done = time.perf_counter()
+        names = {t["id"]: t["name"] for t in state["tasks"]}
         return LearnReport(
             task=record,
             new_classes=new_classes,
-            updated_classes=updated,
-            examples=len(labels),
+            updated_classes=[y for y in seen if y in old["labels"]],
+            examples=len(train.ids),
             classes_total=len(state["labels"]),
-            exemplars_total=sum(len(ids) for ids in exemplars.values()),
+            exemplars_total=len(_live(state, "exemplars")),
             seconds=round(done - start, 4),
+            holdout_examples=len(test.ids),
+            holdout_accuracy=[{"task": t, "name": names[t], **a} for t, a in accuracy.items()],
             timings={
                 "encode": round(encoded - start, 4),
                 "fit": round(fitted - encoded, 4),
@@ -266,14 +267,124 @@ class IntentLearner:
             },
         )
 
-    def _live_ids(self) -> list[str]:
-        return [i for ids in self.state["exemplars"].values() for i in ids]
+    def _plan_exemplars(
+        self, old: dict[str, Any], memory: Records, train: Records, n_classes: int, task_id: int
+    ) -> tuple[dict[str, list[str]], Records]:
+        """New live exemplar ids per label, and the new records to add to Chroma."""
+        row = {i: r for r, i in enumerate(memory.ids)}
+        current_x = {y: memory.x[[row[i] for i in ids]] for y, ids in old["exemplars"].items() if ids}
+        plan = self.budget.plan(old["exemplars"], current_x, train.x, train.labels, n_classes, task_id)
+        new_rows = [ref for refs in plan.values() for ref in refs if isinstance(ref, int)]
+        exemplars = {y: [train.ids[r] if isinstance(r, int) else r for r in refs] for y, refs in plan.items()}
+        return exemplars, train.take(new_rows)
 
-    def _reload_if_changed(self) -> None:
-        """Pick up a generation another process committed since we loaded ours."""
-        on_disk = self.workspace.read_state()
-        if on_disk["generation"] != self.state["generation"]:
-            self._adopt(on_disk)
+    def _holdout_accuracy(
+        self, old: dict[str, Any], strategy: Strategy, state: dict[str, Any], test: Records
+    ) -> dict[int, dict[str, float | None]]:
+        """Accuracy on every task's held-out slice before (old head) and after (new head) this learn."""
+        out: dict[int, dict[str, float | None]] = {}
+        for key, ids in state["holdout"].items():
+            recs = test if key not in old["holdout"] else self.stores["holdout"].load(ids)
+            before = None
+            if key in old["holdout"] and old["labels"]:
+                before = _accuracy(self.strategy, old["labels"], recs)
+            out[int(key)] = {"before": before, "after": _accuracy(strategy, state["labels"], recs)}
+        return out
+
+    def _commit(
+        self, state: dict[str, Any], strategy: Strategy, added: dict[str, Records], auto_snapshot: bool = False
+    ) -> None:
+        """Add records, commit the state, drop what it no longer names. Call under the lock."""
+        old = self.state
+        snap = None
+        if auto_snapshot and self.state["auto_snapshots"] > 0:
+            snap = self._snapshot(f"{AUTO_PREFIX}{old['generation']:06d}")
+        for store, recs in added.items():
+            self.stores[store].add(recs)
+        try:
+            state = self.workspace.commit(state, strategy.tensors() if strategy.n_classes else {})
+        except BaseException:
+            for store, recs in added.items():
+                self.stores[store].delete(recs.ids)
+            if snap is not None:
+                self.snapshots.delete(snap.name)
+            raise
+        for store in STORES:
+            self.stores[store].delete(set(_live(old, store)) - set(_live(state, store)))
+        self._adopt(state, strategy)
+        autos = [s for s in self.snapshots.list() if s.auto]
+        for s in autos[: max(0, len(autos) - state["auto_snapshots"])]:
+            self.snapshots.delete(s.name)
+
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """Hold the workspace lock, catch up with other writers, clear crash leftovers."""
+        lock = self.workspace.lock()
+        try:
+            lock.acquire()
+        except Timeout:
+            raise WorkspaceError(f"{self.path} is locked by another writer") from None
+        try:
+            on_disk = self.workspace.read_state()
+            if on_disk["generation"] != self.state["generation"]:
+                self._adopt(on_disk)
+            for store in STORES:
+                self.stores[store].prune(_live(self.state, store))
+            self.snapshots.clean()
+            yield
+        finally:
+            lock.release()
+
+    # ----------------------------------------------------------------- snapshots
+    def snapshot(self, name: str | None = None) -> SnapshotInfo:
+        """Save the workspace as it is now under ``name`` (default: a timestamp)."""
+        name = check_name(datetime.now(timezone.utc).strftime("snap-%Y%m%d-%H%M%S") if name is None else name)
+        if name.startswith(AUTO_PREFIX):
+            raise InvalidInputError(f"names starting with {AUTO_PREFIX!r} are kept for automatic snapshots")
+        with self._writing():
+            return self._snapshot(name)
+
+    def _snapshot(self, name: str) -> SnapshotInfo:
+        weights = self.path / self.state["weights"] if self.state["weights"] else None
+        records = {store: self.stores[store].load(_live(self.state, store)) for store in STORES}
+        return self.snapshots.create(name, _now(), self.state, weights, records)
+
+    def list_snapshots(self) -> list[SnapshotInfo]:
+        return self.snapshots.list()
+
+    def delete_snapshot(self, name: str) -> None:
+        with self._writing():
+            self.snapshots.delete(name)
+
+    def restore(self, name: str) -> SnapshotInfo:
+        """Bring back the head, EWC state, labels, tasks and Chroma records of snapshot ``name``,
+        all at once or not at all. The current state is snapshotted first (``auto-``)."""
+        with self._writing():
+            info = next((s for s in self.snapshots.list() if s.name == check_name(name)), None)
+            if info is None:
+                raise InvalidInputError(f"no snapshot named {name!r}")
+            saved, tensors, records = self.snapshots.load(name)
+            if saved["model"] != self.state["model"]:
+                raise ModelMismatchError(f"snapshot {name!r} was made with model {saved['model']!r}")
+            strategy = strategies.make(saved["strategy"]["name"], saved["strategy"]["config"])
+            if tensors:
+                strategy.load_tensors(tensors)
+            present = {store: self.stores[store].all_ids() for store in STORES}
+            missing = {
+                s: r.take([i for i, rid in enumerate(r.ids) if rid not in present[s]]) for s, r in records.items()
+            }
+            state = {**saved, "generation": self.state["generation"], "auto_snapshots": self.state["auto_snapshots"]}
+            self._commit(state, strategy, missing, auto_snapshot=not info.auto)
+        return info
+
+    def rollback(self) -> SnapshotInfo:
+        """Undo the last learn (or restore): restore the newest automatic snapshot and drop it."""
+        autos = [s for s in self.snapshots.list() if s.auto]
+        if not autos:
+            raise InvalidInputError("nothing to roll back: no automatic snapshot is left")
+        info = self.restore(autos[-1].name)
+        self.delete_snapshot(info.name)
+        return info
 
     # ----------------------------------------------------------------- predicting
     def predict(self, texts: Sequence[str], k: int = 3, evidence: int = 3) -> list[Prediction]:
@@ -306,6 +417,36 @@ class IntentLearner:
             out.append(Prediction(label=top[0][0], confidence=top[0][1], top_k=top, evidence=ev))
         return out
 
+    # ----------------------------------------------------------------- evaluating
+    def evaluate(self, texts: Sequence[str], labels: Sequence[str]) -> FileEvaluation:
+        """Accuracy on a labelled set, overall, per class and per task that introduced the class."""
+        texts = validation.texts(texts)
+        label_list = validation.labels(labels, len(texts))
+        self._check_predict_args(1, 0)
+        predicted = [
+            self.state["labels"][i]
+            for i in self.strategy.logits(torch.from_numpy(self._encode(texts))).argmax(1).tolist()
+        ]
+        hits = [p == y for p, y in zip(predicted, label_list)]
+        introduced = {y: t for t in self.state["tasks"] for y in t["new_classes"]}
+        groups: dict[str, list[bool]] = {}
+        tasks: dict[str, list[bool]] = {}
+        for y, hit in zip(label_list, hits):
+            groups.setdefault(y, []).append(hit)
+            if y in introduced:
+                tasks.setdefault(str(introduced[y]["id"]), []).append(hit)
+        names = {str(t["id"]): t["name"] for t in self.state["tasks"]}
+        return FileEvaluation(
+            examples=len(hits),
+            accuracy=100.0 * sum(hits) / len(hits),
+            per_class={y: {"accuracy": 100.0 * sum(h) / len(h), "examples": len(h)} for y, h in groups.items()},
+            per_task={
+                t: {"name": names[t], "accuracy": 100.0 * sum(h) / len(h), "examples": len(h)}
+                for t, h in sorted(tasks.items(), key=lambda kv: int(kv[0]))
+            },
+            unknown_labels=sorted(y for y in groups if y not in introduced),
+        )
+
     # ----------------------------------------------------------------- encoding
     def _encode(self, texts: list[str]) -> np.ndarray:
         dim = self.state["dim"]
@@ -314,6 +455,66 @@ class IntentLearner:
         if self._cache is None:
             self._cache = EmbeddingCache(self.workspace.cache_path(self.encoder.model_id), self.encoder.dim)
         return self.encoder.encode(texts, cache=self._cache)
+
+
+def _accuracy(strategy: Strategy, labels: list[str], recs: Records) -> float:
+    index = {y: i for i, y in enumerate(labels)}
+    predicted = strategy.logits(torch.from_numpy(recs.x)).argmax(1).tolist()
+    return 100.0 * float(np.mean([p == index.get(y, -1) for p, y in zip(predicted, recs.labels)]))
+
+
+def _split_holdout(batch: Records, fraction: float, seed: int) -> tuple[Records, Records]:
+    """Stratified split: that fraction of each class (at least one, never all) is held out."""
+    if fraction == 0:
+        return batch, batch.take([])
+    rng = np.random.default_rng([seed, 7])
+    by_label: dict[str, list[int]] = {}
+    for i, y in enumerate(batch.labels):
+        by_label.setdefault(y, []).append(i)
+    test: list[int] = []
+    for rows in by_label.values():
+        if len(rows) >= 2:
+            k = min(len(rows) - 1, max(1, round(fraction * len(rows))))
+            test += [rows[j] for j in rng.permutation(len(rows))[:k]]
+    held = set(test)
+    return batch.take([i for i in range(len(batch.ids)) if i not in held]), batch.take(sorted(held))
+
+
+def _new_state(
+    model: str | None,
+    strategy: str | None,
+    strategy_config: dict[str, Any] | None,
+    per_class: int | None,
+    total: int | None,
+    selection: str | None,
+    auto_snapshots: int | None,
+) -> dict[str, Any]:
+    if total is not None and per_class is not None:
+        raise InvalidInputError("give memory_per_class or memory_total, not both")
+    name = strategy or strategies.DEFAULT_STRATEGY
+    strategies.make(name, strategy_config)  # validates name and options
+    budget = MemoryBudget(
+        per_class=None if total is not None else (20 if per_class is None else per_class),
+        total=total,
+        selection=selection or "herding",
+    )
+    keep = 10 if auto_snapshots is None else auto_snapshots
+    if isinstance(keep, bool) or not isinstance(keep, int) or keep < 0:
+        raise InvalidInputError(f"auto_snapshots must be a non-negative integer, got {keep!r}")
+    return {
+        "created": _now(),
+        "updated": _now(),
+        "model": model or normalise_model_id(None),
+        "dim": None,
+        "strategy": {"name": name, "config": strategy_config or {}},
+        "memory": budget.to_dict(),
+        "auto_snapshots": keep,
+        "labels": [],
+        "tasks": [],
+        "exemplars": {},
+        "holdout": {},
+        "evaluation": [],
+    }
 
 
 def _check_same(

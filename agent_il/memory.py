@@ -1,15 +1,15 @@
-"""The exemplar memory: a Chroma collection that is both the replay buffer and the agent's
-knowledge base (text, label, task, time, embedding), queried for evidence at predict time.
+"""Labelled embeddings kept in Chroma: the exemplar memory (replay buffer and the agent's
+knowledge base, queried for evidence at predict time) and the held-out test slices.
 
 Records are never edited in place. A learn adds new records first, the workspace commit then
 names which ids are live, and only after that are dropped ids deleted; ids that no commit
-names are orphans of an interrupted learn and are removed by :meth:`ExemplarMemory.prune`.
+names are orphans of an interrupted operation and are removed by :meth:`RecordStore.prune`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,8 @@ import numpy as np
 
 from agent_il.errors import WorkspaceError
 
-COLLECTION = "exemplars"
+Metadata = dict[str, str | int | float]
+_BATCH = 4096
 
 
 @dataclass(frozen=True)
@@ -31,12 +32,30 @@ class Evidence:
 
 
 @dataclass
-class Exemplars:
-    """Exemplars held in process: ids, embeddings (n x d) and their labels, aligned."""
+class Records:
+    """Records held in process, aligned by position."""
 
     ids: list[str]
     x: np.ndarray
-    labels: list[str]
+    texts: list[str | None] = field(default_factory=list)
+    metadatas: list[Metadata] = field(default_factory=list)
+
+    @property
+    def labels(self) -> list[str]:
+        return [str(m["label"]) for m in self.metadatas]
+
+    def take(self, rows: Sequence[int]) -> Records:
+        rows = list(rows)
+        return Records(
+            [self.ids[r] for r in rows],
+            self.x[rows],
+            [self.texts[r] for r in rows],
+            [self.metadatas[r] for r in rows],
+        )
+
+    @classmethod
+    def empty(cls, dim: int = 0) -> Records:
+        return cls([], np.zeros((0, dim), dtype=np.float32), [], [])
 
 
 def embedded_client(path: Path) -> Any:
@@ -46,53 +65,53 @@ def embedded_client(path: Path) -> Any:
     return chromadb.PersistentClient(path=str(path), settings=Settings(anonymized_telemetry=False))
 
 
-class ExemplarMemory:
-    def __init__(self, client: Any, collection: str = COLLECTION) -> None:
-        self._client = client
+class RecordStore:
+    """One Chroma collection of labelled embeddings (cosine space, no embedding function:
+    embeddings always come from our encoder)."""
+
+    def __init__(self, client: Any, collection: str) -> None:
         self._col = client.get_or_create_collection(
             collection, embedding_function=None, configuration={"hnsw": {"space": "cosine"}}
         )
 
-    def add(
-        self,
-        ids: Sequence[str],
-        x: np.ndarray,
-        texts: Sequence[str | None],
-        metadatas: Sequence[dict[str, str | int | float]],
-    ) -> None:
-        for start in range(0, len(ids), 4096):
-            end = start + 4096
+    def add(self, records: Records) -> None:
+        for s in range(0, len(records.ids), _BATCH):
             self._col.add(
-                ids=list(ids[start:end]),
-                embeddings=np.ascontiguousarray(x[start:end], dtype=np.float32),
-                documents=list(texts[start:end]),
-                metadatas=list(metadatas[start:end]),
+                ids=records.ids[s : s + _BATCH],
+                embeddings=np.ascontiguousarray(records.x[s : s + _BATCH], dtype=np.float32),
+                documents=records.texts[s : s + _BATCH],
+                metadatas=records.metadatas[s : s + _BATCH],
             )
 
     def delete(self, ids: Collection[str]) -> None:
         ids = list(ids)
-        for start in range(0, len(ids), 4096):
-            self._col.delete(ids=ids[start : start + 4096])
+        for s in range(0, len(ids), _BATCH):
+            self._col.delete(ids=ids[s : s + _BATCH])
 
-    def load(self, ids: Sequence[str]) -> Exemplars:
-        """Embeddings and labels of ``ids``, in the order given."""
+    def load(self, ids: Sequence[str]) -> Records:
+        """The records of ``ids``, in the order given; all of them must exist."""
         if not ids:
-            return Exemplars([], np.zeros((0, 0), dtype=np.float32), [])
-        rows: dict[str, tuple[np.ndarray, str]] = {}
-        for start in range(0, len(ids), 4096):
-            got = self._col.get(ids=list(ids[start : start + 4096]), include=["embeddings", "metadatas"])
-            for i, emb, meta in zip(got["ids"], got["embeddings"], got["metadatas"]):
-                rows[i] = (np.asarray(emb, dtype=np.float32), str(meta["label"]))
+            return Records.empty()
+        rows: dict[str, tuple[np.ndarray, str | None, Metadata]] = {}
+        for s in range(0, len(ids), _BATCH):
+            got = self._col.get(ids=list(ids[s : s + _BATCH]), include=["embeddings", "documents", "metadatas"])
+            for i, emb, doc, meta in zip(got["ids"], got["embeddings"], got["documents"], got["metadatas"]):
+                rows[i] = (np.asarray(emb, dtype=np.float32), doc, dict(meta))
         missing = [i for i in ids if i not in rows]
         if missing:
-            raise WorkspaceError(f"exemplar memory lost {len(missing)} committed records (e.g. {missing[0]})")
-        return Exemplars(list(ids), np.stack([rows[i][0] for i in ids]), [rows[i][1] for i in ids])
+            raise WorkspaceError(f"the Chroma store lost {len(missing)} committed records (e.g. {missing[0]})")
+        return Records(
+            list(ids),
+            np.stack([rows[i][0] for i in ids]),
+            [rows[i][1] for i in ids],
+            [rows[i][2] for i in ids],
+        )
 
     def all_ids(self) -> set[str]:
         return set(self._col.get(include=[])["ids"])
 
     def prune(self, live: Collection[str]) -> int:
-        """Delete records no commit names (left by an interrupted learn); returns how many."""
+        """Delete records no commit names; returns how many."""
         orphans = self.all_ids() - set(live)
         self.delete(orphans)
         return len(orphans)
@@ -101,7 +120,7 @@ class ExemplarMemory:
         return int(self._col.count())
 
     def nearest(self, x: np.ndarray, n: int) -> list[list[Evidence]]:
-        """The ``n`` stored exemplars most similar to each row of ``x``."""
+        """The ``n`` stored records most similar to each row of ``x``."""
         total = self.count()
         if n <= 0 or total == 0 or len(x) == 0:
             return [[] for _ in range(len(x))]

@@ -35,6 +35,9 @@ class LearnReport:
     classes_total: int
     exemplars_total: int
     seconds: float
+    holdout_examples: int = 0
+    # one entry per task with a held-out slice: {"task", "name", "before", "after"} (accuracy in %)
+    holdout_accuracy: list[dict[str, Any]] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)  # encode, fit, memory, commit
 
     def to_dict(self) -> dict[str, Any]:

@@ -77,3 +77,9 @@ def positive_int(value: Any, what: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise InvalidInputError(f"{what} must be a positive integer, got {value!r}")
     return value
+
+
+def fraction(value: Any, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= value < 1.0:
+        raise InvalidInputError(f"{what} must be a number in [0, 1), got {value!r}")
+    return float(value)

@@ -74,11 +74,13 @@ class Workspace:
             raise WorkspaceError(f"cannot read weights {path}: {exc}") from exc
 
     def commit(self, state: dict[str, Any], tensors: dict[str, Tensor]) -> dict[str, Any]:
-        """Persist a new generation; returns the state as written."""
+        """Persist a new generation (no weights file when nothing is learned); returns the state."""
         generation = int(state["generation"]) + 1
-        rel = f"weights/{generation:08d}.safetensors"
-        data = save_safetensors({k: v.contiguous() for k, v in tensors.items()})
-        atomic.write_bytes(self.root / rel, data)
+        rel = None
+        if tensors:
+            rel = f"weights/{generation:08d}.safetensors"
+            data = save_safetensors({k: v.contiguous() for k, v in tensors.items()})
+            atomic.write_bytes(self.root / rel, data)
         new_state = {**state, "generation": generation, "weights": rel}
         atomic.write_json(self.state_path, new_state)
         self.collect_garbage(new_state)

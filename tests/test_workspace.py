@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from agent_il import IntentLearner, InvalidInputError, ModelMismatchError, WorkspaceError, atomic
+from agent_il.memory import Records
 from tests.helpers import tree_digest
 
 
@@ -132,7 +133,8 @@ def test_exception_during_commit_rolls_back_memory(learned, clinc, encoder, monk
 def test_orphans_of_a_killed_learn_are_pruned(learned, clinc, encoder):
     """Records a crashed learn added but never committed do not survive the next learn."""
     x = np.ones((1, 384), dtype=np.float32) / np.sqrt(384)
-    learned.memory.add(["orphan"], x, ["left by a crash"], [{"label": "ghost", "task": "x", "task_id": 9, "time": 0.0}])
+    meta = {"label": "ghost", "task": "x", "task_id": 9, "time": 0.0}
+    learned.memory.add(Records(["orphan"], x, ["left by a crash"], [meta]))
     learned.learn(*small_task(clinc, 2), task="three")
     assert "orphan" not in learned.memory.all_ids()
     assert learned.memory.count() == sum(learned.exemplar_counts().values())
