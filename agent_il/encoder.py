@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -72,7 +72,9 @@ class Encoder:
     def model(self) -> SentenceTransformer:
         if self._model is None:
             from sentence_transformers import SentenceTransformer
+            from transformers.utils import logging as hf_logging
 
+            hf_logging.disable_progress_bar()  # no weight-loading bars in CLI output or logs
             location = resolve_model_location(self.model_id)
             try:
                 self._model = SentenceTransformer(location, device=self.device or default_device())
@@ -87,8 +89,14 @@ class Encoder:
             raise WorkspaceError(f"model {self.model_id!r} does not report an embedding dimension")
         return int(dim)
 
-    def encode(self, texts: Sequence[str], cache: EmbeddingCache | None = None) -> np.ndarray:
-        """L2-normalised float32 embeddings, one row per text, in order."""
+    def encode(
+        self,
+        texts: Sequence[str],
+        cache: EmbeddingCache | None = None,
+        on_progress: Callable[[int, int], None] | None = None,
+    ) -> np.ndarray:
+        """L2-normalised float32 embeddings, one row per text, in order. ``on_progress(done,
+        total)`` is told how many of the texts that needed the model are encoded so far."""
         unique = list(dict.fromkeys(texts))
         out: dict[str, np.ndarray] = cache.get_many(unique) if cache is not None else {}
         not_cached = [t for t in unique if t not in out]
@@ -99,16 +107,20 @@ class Encoder:
                 missing.append(text)
             else:
                 out[text] = vec
-        if missing:
+        step = 16 * self.batch_size if on_progress else max(len(missing), 1)
+        for s in range(0, len(missing), step):
+            chunk = missing[s : s + step]
             vectors = self.model.encode(
-                missing,
+                chunk,
                 batch_size=self.batch_size,
                 normalize_embeddings=True,
                 convert_to_numpy=True,
                 show_progress_bar=False,
             ).astype(np.float32, copy=False)
-            self.encoded_count += len(missing)
-            out.update(zip(missing, vectors))
+            self.encoded_count += len(chunk)
+            out.update(zip(chunk, vectors))
+            if on_progress:
+                on_progress(s + len(chunk), len(missing))
         if cache is not None and not_cached:
             cache.put_many(not_cached, np.stack([out[t] for t in not_cached]))
         for text in unique:

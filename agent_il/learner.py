@@ -12,7 +12,7 @@ import copy
 import os
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -164,16 +164,23 @@ class IntentLearner:
 
     # ----------------------------------------------------------------- learning
     def learn(
-        self, texts: Sequence[str], labels: Sequence[str], task: str | None = None, holdout: float = 0.0
+        self,
+        texts: Sequence[str],
+        labels: Sequence[str],
+        task: str | None = None,
+        holdout: float = 0.0,
+        on_progress: Callable[[int, int], None] | None = None,
     ) -> LearnReport:
         """Learn labelled texts as one task. New labels grow the head; known labels get more data.
-        ``holdout`` keeps that fraction of each class aside as the task's test slice."""
+        ``holdout`` keeps that fraction of each class aside as the task's test slice;
+        ``on_progress(done, total)`` follows the encoding, the slow part."""
         texts = validation.texts(texts)
         label_list = validation.labels(labels, len(texts))
         task = validation.task_name(task)
         holdout = validation.fraction(holdout, "holdout")
         start = time.perf_counter()
-        return self._learn(self._encode(texts), label_list, texts, task, holdout, start)
+        x = self._encode(texts, on_progress)
+        return self._learn(x, label_list, texts, task, holdout, start)
 
     def learn_vectors(
         self,
@@ -246,7 +253,7 @@ class IntentLearner:
             state["tasks"].append(record.__dict__)
             state["updated"] = record.time
             planned = time.perf_counter()
-            self._commit(state, strategy, {"exemplars": added, "holdout": test}, auto_snapshot=True)
+            snap = self._commit(state, strategy, {"exemplars": added, "holdout": test}, auto_snapshot=True)
         done = time.perf_counter()
         names = {t["id"]: t["name"] for t in state["tasks"]}
         return LearnReport(
@@ -259,6 +266,7 @@ class IntentLearner:
             seconds=round(done - start, 4),
             holdout_examples=len(test.ids),
             holdout_accuracy=[{"task": t, "name": names[t], **a} for t, a in accuracy.items()],
+            snapshot=snap.name if snap else None,
             timings={
                 "encode": round(encoded - start, 4),
                 "fit": round(fitted - encoded, 4),
@@ -293,8 +301,9 @@ class IntentLearner:
 
     def _commit(
         self, state: dict[str, Any], strategy: Strategy, added: dict[str, Records], auto_snapshot: bool = False
-    ) -> None:
-        """Add records, commit the state, drop what it no longer names. Call under the lock."""
+    ) -> SnapshotInfo | None:
+        """Add records, commit the state, drop what it no longer names. Call under the lock.
+        Returns the automatic snapshot of the previous state, if one was taken."""
         old = self.state
         snap = None
         if auto_snapshot and self.state["auto_snapshots"] > 0:
@@ -315,6 +324,7 @@ class IntentLearner:
         autos = [s for s in self.snapshots.list() if s.auto]
         for s in autos[: max(0, len(autos) - state["auto_snapshots"])]:
             self.snapshots.delete(s.name)
+        return snap
 
     @contextmanager
     def _writing(self) -> Iterator[None]:
@@ -448,13 +458,13 @@ class IntentLearner:
         )
 
     # ----------------------------------------------------------------- encoding
-    def _encode(self, texts: list[str]) -> np.ndarray:
+    def _encode(self, texts: list[str], on_progress: Callable[[int, int], None] | None = None) -> np.ndarray:
         dim = self.state["dim"]
         if dim is not None and self.encoder.dim != dim:
             raise ModelMismatchError(f"encoder gives dimension {self.encoder.dim}; this workspace holds {dim}")
         if self._cache is None:
             self._cache = EmbeddingCache(self.workspace.cache_path(self.encoder.model_id), self.encoder.dim)
-        return self.encoder.encode(texts, cache=self._cache)
+        return self.encoder.encode(texts, cache=self._cache, on_progress=on_progress)
 
 
 def _accuracy(strategy: Strategy, labels: list[str], recs: Records) -> float:

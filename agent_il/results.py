@@ -38,6 +38,7 @@ class LearnReport:
     holdout_examples: int = 0
     # one entry per task with a held-out slice: {"task", "name", "before", "after"} (accuracy in %)
     holdout_accuracy: list[dict[str, Any]] = field(default_factory=list)
+    snapshot: str | None = None  # the automatic snapshot of the state before this learn
     timings: dict[str, float] = field(default_factory=dict)  # encode, fit, memory, commit
 
     def to_dict(self) -> dict[str, Any]:

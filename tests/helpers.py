@@ -21,3 +21,23 @@ def tree_digest(root: Path, skip: tuple[str, ...] = ("cache", ".lock")) -> dict[
         if f.is_file() and rel.parts[0] not in skip:
             out[str(rel)] = hashlib.sha256(f.read_bytes()).hexdigest()
     return out
+
+
+def fingerprint(root: Path) -> dict[str, str]:
+    """What a workspace holds: its own files byte for byte, and Chroma's records by content.
+
+    Chroma's SQLite file itself changes whenever any process opens the store, so it is compared
+    through what it holds (ids, texts, metadata, embeddings of every collection) instead."""
+    import chromadb
+    from chromadb.config import Settings
+
+    out = tree_digest(root, skip=("cache", ".lock", "chroma"))
+    client = chromadb.PersistentClient(path=str(root / "chroma"), settings=Settings(anonymized_telemetry=False))
+    for col in client.list_collections():
+        got = client.get_collection(col.name).get(include=["documents", "metadatas", "embeddings"])
+        h = hashlib.sha256()
+        for row in sorted(zip(got["ids"], got["documents"], got["metadatas"], got["embeddings"]), key=lambda r: r[0]):
+            h.update(repr((row[0], row[1], sorted(row[2].items()))).encode())
+            h.update(np.asarray(row[3], dtype=np.float32).tobytes())
+        out[f"chroma:{col.name}"] = h.hexdigest()
+    return out

@@ -1,0 +1,429 @@
+"""Commands of ``agent-il``: parse, call the core, print. No learning logic lives here."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+
+import typer
+
+from agent_il.errors import AgentILError
+
+if TYPE_CHECKING:
+    from agent_il.learner import IntentLearner
+
+app = typer.Typer(
+    name="agent-il",
+    help="Teach an agent new intents from labelled examples, without forgetting the old ones.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",
+)
+tasks_app = typer.Typer(help="Inspect the tasks (one per learn) a workspace has learned.", no_args_is_help=True)
+snapshot_app = typer.Typer(help="Save, list, restore and delete named copies of a workspace.", no_args_is_help=True)
+app.add_typer(tasks_app, name="tasks")
+app.add_typer(snapshot_app, name="snapshot")
+
+DEFAULT_HOME = Path(".agent-il")
+Home = Annotated[
+    Path | None,
+    typer.Option(
+        "--home",
+        envvar="AGENT_IL_HOME",
+        help="Workspace directory (default: $AGENT_IL_HOME, else ./.agent-il).",
+        show_default=False,
+    ),
+]
+Json = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
+Model = Annotated[
+    str | None,
+    typer.Option("--model", help="Expected encoder (name or local path); refused if the workspace uses another."),
+]
+Format = Annotated[str | None, typer.Option("--format", help="csv, tsv, jsonl or json (default: from the extension).")]
+TextCol = Annotated[
+    str | None, typer.Option("--text-col", help="Column holding the text (default: text, utterance, query...).")
+]
+LabelCol = Annotated[
+    str | None, typer.Option("--label-col", help="Column holding the label (default: label, intent, category...).")
+]
+Split = Annotated[
+    str | None, typer.Option("--split", help="For a JSON object of splits (CLINC150's data_full.json): which one.")
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def guarded(fn: F) -> F:
+    """Turn the library's deliberate errors into one line on stderr and exit status 1."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except AgentILError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            typer.echo("interrupted; the workspace is as it was before the command", err=True)
+            raise typer.Exit(130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def emit(obj: Any) -> None:
+    typer.echo(json.dumps(obj, indent=2, ensure_ascii=False))
+
+
+def home_path(home: Path | None) -> Path:
+    return (home or DEFAULT_HOME).expanduser()
+
+
+def open_learner(home: Path | None, model: str | None = None) -> IntentLearner:
+    from agent_il.learner import IntentLearner
+    from agent_il.workspace import Workspace
+
+    path = home_path(home)
+    if not Workspace(path).exists():
+        from agent_il.errors import WorkspaceError
+
+        raise WorkspaceError(f"no workspace at {path}; create one with: agent-il init --home {path}")
+    return IntentLearner.open(path, model=model, create=False)
+
+
+def read_file(
+    path: Path, fmt: str | None, text_col: str | None, label_col: str | None, split: str | None, labelled: bool
+):
+    from agent_il import data
+
+    return data.read(path, fmt=fmt, text_col=text_col, label_col=label_col, split=split, labelled=labelled)
+
+
+# --------------------------------------------------------------------------- init / status
+@app.command()
+@guarded
+def init(
+    home: Home = None,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model", help="Encoder: a sentence-transformers name or local path (default: bundled all-MiniLM-L6-v2)."
+        ),
+    ] = None,
+    strategy: Annotated[
+        str, typer.Option("--strategy", help="Learning rule: ewc-replay, replay, ewc, naive or ridge.")
+    ] = "ewc-replay",
+    memory_per_class: Annotated[
+        int | None, typer.Option("--memory-per-class", help="Exemplars kept per class (default 20).")
+    ] = None,
+    memory_total: Annotated[
+        int | None, typer.Option("--memory-total", help="Or: exemplars kept in all, shared by the classes.")
+    ] = None,
+    selection: Annotated[
+        str, typer.Option("--selection", help="Which exemplars to keep: herding or random.")
+    ] = "herding",
+    auto_snapshots: Annotated[
+        int, typer.Option("--auto-snapshots", help="Automatic pre-learn snapshots to keep (0: none).")
+    ] = 10,
+    as_json: Json = False,
+) -> None:
+    """Create a workspace.
+
+    Example: `agent-il init --home ./kb --strategy ewc-replay --memory-per-class 20`
+    """
+    from agent_il.encoder import Encoder
+    from agent_il.errors import WorkspaceError
+    from agent_il.learner import IntentLearner
+    from agent_il.workspace import Workspace
+
+    path = home_path(home)
+    if Workspace(path).exists():
+        raise WorkspaceError(f"{path} is already a workspace; use it, or choose another --home")
+    encoder = Encoder(model)
+    _ = encoder.dim  # a model that cannot load fails here, before anything is created
+    learner = IntentLearner.open(
+        path,
+        encoder=encoder,
+        strategy=strategy,
+        memory_per_class=memory_per_class,
+        memory_total=memory_total,
+        selection=selection,
+        auto_snapshots=auto_snapshots,
+    )
+    status = learner.status()
+    if as_json:
+        emit(status)
+    else:
+        typer.echo(f"Created workspace {status['path']} (model {status['model']}, strategy {status['strategy']}).")
+        typer.echo("Next: agent-il learn FILE --task NAME")
+
+
+@app.command()
+@guarded
+def status(home: Home = None, as_json: Json = False) -> None:
+    """Show a workspace: model, strategy, classes, tasks, exemplars, snapshots, size on disk.
+
+    Example: `agent-il status --home ./kb`
+    """
+    from agent_il.cli import render
+
+    info = open_learner(home).status()
+    emit(info) if as_json else render.status(info)
+
+
+# --------------------------------------------------------------------------- learn / predict
+@app.command()
+@guarded
+def learn(
+    file: Annotated[
+        Path, typer.Argument(help="Labelled examples: CSV/TSV with a header, JSONL, or JSON.", show_default=False)
+    ],
+    task: Annotated[str | None, typer.Option("--task", help="Name of this task (default: task-N).")] = None,
+    text_col: TextCol = None,
+    label_col: LabelCol = None,
+    fmt: Format = None,
+    split: Split = None,
+    holdout: Annotated[
+        float, typer.Option("--holdout", help="Fraction of each class kept aside as this task's test slice.")
+    ] = 0.0,
+    model: Model = None,
+    home: Home = None,
+    as_json: Json = False,
+) -> None:
+    """Learn the intents in FILE as one task, and show what it changed and what it forgot.
+
+    New labels become new intents; known labels get more examples. A snapshot is taken first,
+    so `agent-il rollback` undoes it.
+
+    Example: `agent-il learn examples/data/quickstart/banking.csv --task banking --holdout 0.2`
+    """
+    from agent_il import validation
+    from agent_il.cli import render
+
+    validation.fraction(holdout, "holdout")  # every argument is checked before the workspace is opened
+    validation.task_name(task)
+    dataset = read_file(file, fmt, text_col, label_col, split, labelled=True)
+    learner = open_learner(home, model)
+    with render.progress(enabled=not as_json, what="Encoding") as advance:
+        report = learner.learn(dataset.texts, dataset.labels, task=task, holdout=holdout, on_progress=advance)
+    emit(report.to_dict()) if as_json else render.learn_report(report)
+
+
+@app.command()
+@guarded
+def predict(
+    texts: Annotated[list[str] | None, typer.Argument(help="Texts to classify.", show_default=False)] = None,
+    file: Annotated[Path | None, typer.Option("--file", help="Classify every text of this file instead.")] = None,
+    top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, help="How many labels to list per text.")] = 3,
+    evidence: Annotated[int, typer.Option("--evidence", min=0, help="Nearest stored examples to show per text.")] = 2,
+    text_col: TextCol = None,
+    fmt: Format = None,
+    split: Split = None,
+    model: Model = None,
+    home: Home = None,
+    as_json: Json = False,
+) -> None:
+    """Classify texts: best intent, confidence, top-k, and the stored examples it rests on.
+
+    Example: `agent-il predict "i was charged twice" "where is my card" --top-k 3`
+    """
+    from agent_il.cli import render
+    from agent_il.errors import InvalidInputError
+
+    if bool(texts) == (file is not None):
+        raise InvalidInputError("give texts to classify, or --file FILE, not both")
+    if file is not None:
+        texts = read_file(file, fmt, text_col, None, split, labelled=False).texts
+    assert texts is not None
+    preds = open_learner(home, model).predict(texts, k=top_k, evidence=evidence)
+    if as_json:
+        emit({"predictions": [render.prediction_dict(t, p) for t, p in zip(texts, preds)]})
+    else:
+        render.predictions(texts, preds)
+
+
+# --------------------------------------------------------------------------- evaluate
+@app.command()
+@guarded
+def evaluate(
+    file: Annotated[
+        Path | None, typer.Argument(help="Labelled test file (default: the held-out slices).", show_default=False)
+    ] = None,
+    plot: Annotated[
+        Path | None, typer.Option("--plot", help="Write a PNG of the accuracy matrix and curve here.")
+    ] = None,
+    text_col: TextCol = None,
+    label_col: LabelCol = None,
+    fmt: Format = None,
+    split: Split = None,
+    model: Model = None,
+    home: Home = None,
+    as_json: Json = False,
+) -> None:
+    """Measure accuracy and forgetting.
+
+    Without FILE: the accuracy matrix over every task's held-out slice (learn with `--holdout`),
+    final accuracy, average forgetting and backward transfer. With FILE: accuracy overall, per
+    class and per task on it.
+
+    Example: `agent-il evaluate --plot forgetting.png`, or `agent-il evaluate test.csv --json`
+    """
+    from agent_il.cli import render
+    from agent_il.errors import InvalidInputError
+
+    if plot is not None and plot.suffix.lower() != ".png":
+        raise InvalidInputError(f"--plot writes PNG; give a path ending in .png, not {plot}")
+    learner = open_learner(home, model)
+    if file is not None:
+        if plot is not None:
+            raise InvalidInputError("--plot draws the held-out accuracy matrix; use it without FILE")
+        dataset = read_file(file, fmt, text_col, label_col, split, labelled=True)
+        result = learner.evaluate(dataset.texts, dataset.labels)
+        emit(result.to_dict()) if as_json else render.file_evaluation(result)
+        return
+    matrix = learner.accuracy_matrix()
+    names = {t.id: t.name for t in learner.tasks}
+    if not matrix.rows:
+        raise InvalidInputError("no held-out slices yet: learn with --holdout 0.1, or pass a labelled FILE")
+    if plot is not None:
+        from agent_il.plots import accuracy_figure
+
+        accuracy_figure(matrix, names, plot)
+    summary = {**matrix.summary(), "task_names": {str(k): v for k, v in names.items()}}
+    emit(summary) if as_json else render.matrix(summary, names, plot)
+
+
+# --------------------------------------------------------------------------- tasks
+@tasks_app.command("list")
+@guarded
+def tasks_list(home: Home = None, as_json: Json = False) -> None:
+    """List the tasks, oldest first.
+
+    Example: `agent-il tasks list`
+    """
+    from agent_il.cli import render
+
+    tasks = open_learner(home).tasks
+    emit({"tasks": [t.__dict__ for t in tasks]}) if as_json else render.task_table(tasks)
+
+
+@tasks_app.command("show")
+@guarded
+def tasks_show(
+    task: Annotated[str, typer.Argument(help="Task id or name (the newest task of that name).", show_default=False)],
+    home: Home = None,
+    as_json: Json = False,
+) -> None:
+    """Show one task: its classes, their example and exemplar counts, its held-out accuracy.
+
+    Example: `agent-il tasks show billing`
+    """
+    from agent_il.cli import render
+    from agent_il.errors import InvalidInputError
+
+    learner = open_learner(home)
+    found = [t for t in learner.tasks if str(t.id) == task or t.name == task]
+    if not found:
+        known = ", ".join(f"{t.id}:{t.name}" for t in learner.tasks) or "none yet"
+        raise InvalidInputError(f"no task {task!r}; tasks are: {known}")
+    t = found[-1]
+    counts = learner.exemplar_counts()
+    rows = learner.accuracy_matrix().rows
+    detail = {
+        **t.__dict__,
+        "exemplars": {y: counts.get(y, 0) for y in t.classes},
+        "holdout_accuracy": [{"after_task": a, "accuracy": acc[t.id]} for a, acc in rows if t.id in acc],
+    }
+    emit(detail) if as_json else render.task_detail(detail)
+
+
+# --------------------------------------------------------------------------- snapshots
+@snapshot_app.command("create")
+@guarded
+def snapshot_create(
+    name: Annotated[
+        str | None, typer.Argument(help="Letters, digits, '.', '_', '-' (default: a timestamp).", show_default=False)
+    ] = None,
+    home: Home = None,
+    as_json: Json = False,
+) -> None:
+    """Save the workspace as it is now: head, EWC state, labels, tasks and exemplar memory.
+
+    Example: `agent-il snapshot create before-release`
+    """
+    info = open_learner(home).snapshot(name)
+    emit(info.to_dict()) if as_json else typer.echo(
+        f"Saved snapshot {info.name} ({info.classes} classes, {info.tasks} tasks)."
+    )
+
+
+@snapshot_app.command("list")
+@guarded
+def snapshot_list(home: Home = None, as_json: Json = False) -> None:
+    """List snapshots, oldest first (auto-* are taken before each learn).
+
+    Example: `agent-il snapshot list`
+    """
+    from agent_il.cli import render
+
+    snaps = open_learner(home).list_snapshots()
+    emit({"snapshots": [s.to_dict() for s in snaps]}) if as_json else render.snapshot_table(snaps)
+
+
+@snapshot_app.command("restore")
+@guarded
+def snapshot_restore(
+    name: Annotated[str, typer.Argument(help="Snapshot to restore.", show_default=False)],
+    home: Home = None,
+    as_json: Json = False,
+) -> None:
+    """Bring back a snapshot, all of it or nothing (the current state is snapshotted first).
+
+    Example: `agent-il snapshot restore before-release`
+    """
+    info = open_learner(home).restore(name)
+    emit(info.to_dict()) if as_json else typer.echo(
+        f"Restored {info.name}: {info.classes} classes, {info.tasks} tasks."
+    )
+
+
+@snapshot_app.command("delete")
+@guarded
+def snapshot_delete(
+    name: Annotated[str, typer.Argument(help="Snapshot to delete.", show_default=False)],
+    home: Home = None,
+    as_json: Json = False,
+) -> None:
+    """Delete a snapshot.
+
+    Example: `agent-il snapshot delete before-release`
+    """
+    open_learner(home).delete_snapshot(name)
+    emit({"deleted": name}) if as_json else typer.echo(f"Deleted snapshot {name}.")
+
+
+@app.command()
+@guarded
+def rollback(home: Home = None, as_json: Json = False) -> None:
+    """Undo the last learn: restore the state from just before it.
+
+    Run it again to go further back (one step per automatic snapshot kept).
+
+    Example: `agent-il rollback`
+    """
+    info = open_learner(home).rollback()
+    if as_json:
+        emit({"restored": info.to_dict()})
+    else:
+        typer.echo(f"Rolled back to the state before the last learn: {info.classes} classes, {info.tasks} tasks.")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

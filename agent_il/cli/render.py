@@ -1,0 +1,197 @@
+"""Human-readable output of the CLI (rich tables on stdout; progress on stderr)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from agent_il.metrics import FileEvaluation
+from agent_il.results import LearnReport, Prediction, Task
+from agent_il.snapshots import SnapshotInfo
+
+out = Console(highlight=False, soft_wrap=True)
+
+
+def _pct(v: float | None) -> str:
+    return "-" if v is None else f"{v:.1f}"
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024  # type: ignore[assignment]
+    return str(n)
+
+
+@contextmanager
+def progress(enabled: bool, what: str) -> Iterator[Callable[[int, int], None] | None]:
+    """A progress bar on stderr when it is a terminal; otherwise nothing."""
+    if not (enabled and sys.stderr.isatty()):
+        yield None
+        return
+    from rich.progress import Progress
+
+    with Progress(console=Console(stderr=True), transient=True) as bar:
+        job = bar.add_task(what, total=None)
+
+        def advance(done: int, total: int) -> None:
+            bar.update(job, completed=done, total=total)
+
+        yield advance
+
+
+def status(info: dict[str, Any]) -> None:
+    table = Table(show_header=False, box=None)
+    memory = info["memory"]
+    budget = f"{memory['per_class']} per class" if memory["per_class"] else f"{memory['total']} in all"
+    rows = [
+        ("workspace", info["path"]),
+        ("model", info["model"]),
+        ("strategy", info["strategy"]),
+        ("memory", f"{budget}, {memory['selection']}"),
+        ("classes", str(info["classes"])),
+        ("tasks", str(info["tasks"])),
+        ("exemplars", str(info["exemplars"])),
+        ("held-out examples", str(info["holdout_examples"])),
+        ("snapshots", str(info["snapshots"])),
+        ("size on disk", _size(info["size_bytes"])),
+        ("updated", info["updated"]),
+    ]
+    for key, value in rows:
+        table.add_row(f"[bold]{key}[/]", value)
+    out.print(table)
+
+
+def learn_report(r: LearnReport) -> None:
+    held = f" ({r.holdout_examples} held out)" if r.holdout_examples else ""
+    out.print(
+        f"Learned task {r.task.id} [bold]{r.task.name}[/] in {r.seconds:.2f} s: "
+        f"{len(r.new_classes)} new classes, {len(r.updated_classes)} updated, {r.examples} examples{held}."
+    )
+    if r.new_classes:
+        out.print(f"  new: {', '.join(r.new_classes)}")
+    if r.updated_classes:
+        out.print(f"  updated: {', '.join(r.updated_classes)}")
+    out.print(f"Workspace: {r.classes_total} classes, {r.exemplars_total} exemplars in memory.")
+    if r.holdout_accuracy:
+        table = Table(title="Held-out accuracy (%), before -> after this learn", title_justify="left")
+        for col in ("task", "before", "after", "change"):
+            table.add_column(col, justify="left" if col == "task" else "right")
+        for a in r.holdout_accuracy:
+            change = "" if a["before"] is None else f"{a['after'] - a['before']:+.1f}"
+            table.add_row(f"{a['task']} {a['name']}", _pct(a["before"]), _pct(a["after"]), change)
+        out.print(table)
+    if r.snapshot:
+        out.print(f"Snapshot of the state before: {r.snapshot} (agent-il rollback undoes this learn).")
+
+
+def prediction_dict(text: str, p: Prediction) -> dict[str, Any]:
+    return {
+        "text": text,
+        "label": p.label,
+        "confidence": p.confidence,
+        "top_k": [{"label": label, "confidence": c} for label, c in p.top_k],
+        "evidence": [e.__dict__ for e in p.evidence],
+    }
+
+
+def predictions(texts: list[str], preds: list[Prediction]) -> None:
+    for text, p in zip(texts, preds):
+        others = ", ".join(f"{label} {c:.2f}" for label, c in p.top_k[1:])
+        out.print(f"[bold]{p.label}[/] {p.confidence:.2f}  {text!r}" + (f"   (then: {others})" if others else ""))
+        for e in p.evidence:
+            shown = e.text if e.text is not None else "(vector)"
+            out.print(f"    ~ {e.similarity:.2f} {e.label}: {shown}")
+
+
+def matrix(summary: dict[str, Any], names: dict[int, str], plot: Path | None) -> None:
+    table = Table(title="Held-out accuracy (%): rows after learning, columns evaluated on", title_justify="left")
+    table.add_column("after \\ task")
+    for t in summary["tasks"]:
+        table.add_column(f"{t} {names.get(t, '')}", justify="right")
+    for row, values in zip(summary["rows"], summary["matrix"]):
+        after = row["after_task"]
+        table.add_row(f"{after} {names.get(after, '')}", *[_pct(v) for v in values])
+    out.print(table)
+    out.print(f"final average accuracy: {_pct(summary['final_accuracy'])}")
+    out.print(f"average incremental accuracy: {_pct(summary['average_incremental_accuracy'])}")
+    out.print(f"average forgetting: {_pct(summary['forgetting'])}")
+    out.print(f"backward transfer: {_pct(summary['backward_transfer'])}")
+    if plot is not None:
+        out.print(f"plot written to {plot}")
+
+
+def file_evaluation(r: FileEvaluation) -> None:
+    out.print(f"accuracy: {r.accuracy:.1f}% on {r.examples} examples")
+    table = Table(title="per task", title_justify="left")
+    for col in ("task", "examples", "accuracy"):
+        table.add_column(col, justify="left" if col == "task" else "right")
+    for tid, t in r.per_task.items():
+        table.add_row(f"{tid} {t['name']}", str(t["examples"]), _pct(t["accuracy"]))
+    out.print(table)
+    worst = sorted(r.per_class.items(), key=lambda kv: kv[1]["accuracy"])[:10]
+    table = Table(title="lowest classes", title_justify="left")
+    for col in ("class", "examples", "accuracy"):
+        table.add_column(col, justify="left" if col == "class" else "right")
+    for label, c in worst:
+        table.add_row(label, str(c["examples"]), _pct(c["accuracy"]))
+    out.print(table)
+    if r.unknown_labels:
+        out.print(f"labels never learned (counted wrong): {', '.join(r.unknown_labels)}")
+
+
+def task_table(tasks: list[Task]) -> None:
+    if not tasks:
+        out.print("no tasks yet: agent-il learn FILE")
+        return
+    table = Table()
+    for col in ("id", "name", "classes", "new", "examples", "learned (UTC)", "seconds"):
+        table.add_column(col, justify="right" if col in ("id", "classes", "new", "examples", "seconds") else "left")
+    for t in tasks:
+        table.add_row(
+            str(t.id), t.name, str(len(t.classes)), str(len(t.new_classes)), str(t.examples), t.time, f"{t.seconds:.2f}"
+        )
+    out.print(table)
+
+
+def task_detail(d: dict[str, Any]) -> None:
+    out.print(
+        f"Task {d['id']} [bold]{d['name']}[/], learned {d['time']} in {d['seconds']:.2f} s, {d['examples']} examples"
+    )
+    table = Table()
+    for col in ("class", "new here", "examples", "exemplars now"):
+        table.add_column(col, justify="left" if col == "class" else "right")
+    for label in d["classes"]:
+        table.add_row(
+            label, "yes" if label in d["new_classes"] else "", str(d["counts"][label]), str(d["exemplars"][label])
+        )
+    out.print(table)
+    if d["holdout_accuracy"]:
+        curve = ", ".join(f"after {a['after_task']}: {a['accuracy']:.1f}" for a in d["holdout_accuracy"])
+        out.print(f"held-out accuracy: {curve}")
+
+
+def snapshot_table(snaps: list[SnapshotInfo]) -> None:
+    if not snaps:
+        out.print("no snapshots yet: agent-il snapshot create NAME")
+        return
+    table = Table()
+    for col in ("name", "created (UTC)", "classes", "tasks", "exemplars", "size"):
+        table.add_column(col, justify="left" if col in ("name", "created (UTC)") else "right")
+    for s in snaps:
+        table.add_row(
+            s.name,
+            s.created.replace("T", " ").removesuffix("+00:00"),
+            str(s.classes),
+            str(s.tasks),
+            str(s.exemplars),
+            _size(s.bytes),
+        )
+    out.print(table)
