@@ -130,6 +130,18 @@ def _rows_from_json(
     return columns, rows
 
 
+def splits(path: str | Path, fmt: str | None = None) -> list[str]:
+    """Names of the splits in a JSON file holding an object of lists (else an empty list)."""
+    path = Path(path)
+    if _format(path, fmt) != "json":
+        return []
+    try:
+        data = json.loads(_text(path))
+    except json.JSONDecodeError:
+        return []  # read() reports it, with the line
+    return [k for k, v in data.items() if isinstance(v, list)] if isinstance(data, dict) else []
+
+
 def read(
     path: str | Path,
     *,

@@ -47,3 +47,26 @@ def accuracy_figure(matrix: AccuracyMatrix, names: dict[int, str], path: Path) -
     fig.savefig(buf, format="png", dpi=110)
     plt.close(fig)
     atomic.write_bytes(path, buf.getvalue())
+
+
+def curves_figure(curves: dict[str, list[float]], title: str, path: Path) -> None:
+    """Accuracy on all classes seen so far after each task, one line per strategy."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for name, values in curves.items():
+        ax.plot(range(1, len(values) + 1), values, marker="o", markersize=3, label=name)
+    ax.set_xlabel("tasks learned")
+    ax.set_ylabel("accuracy on all seen classes (%)")
+    ax.set_ylim(0, 101)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    atomic.write_bytes(path, buf.getvalue())

@@ -15,7 +15,8 @@ from agent_il.metrics import FileEvaluation
 from agent_il.results import LearnReport, Prediction, Task
 from agent_il.snapshots import SnapshotInfo
 
-out = Console(highlight=False, soft_wrap=True)
+# Piped output keeps whole rows (rich would wrap at 80 columns).
+out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
 
 
 def _pct(v: float | None) -> str:
@@ -195,3 +196,19 @@ def snapshot_table(snaps: list[SnapshotInfo]) -> None:
             _size(s.bytes),
         )
     out.print(table)
+
+
+def bench_table(result: dict[str, Any], out_dir: Path) -> None:
+    from agent_il.reports import HEADER, table_rows
+
+    p = result["protocol"]
+    table = Table(
+        title=f"{p['classes']} classes, {p['tasks']} tasks, seeds {p['seeds']}: mean ± std", title_justify="left"
+    )
+    for i, col in enumerate(HEADER):
+        table.add_column(col, justify="left" if i == 0 else "right")
+    for row in table_rows(result["strategies"]):
+        table.add_row(*row)
+    out.print(table)
+    out.print(f"default: {result['default']}; best final accuracy: {result['best']}")
+    out.print(f"results.json, report.md and plots in {out_dir}")
