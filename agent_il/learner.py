@@ -79,16 +79,22 @@ class IntentLearner:
         ``auto_snapshots`` is how many automatic pre-learn snapshots to keep (0: none)."""
         ws = Workspace(path)
         wanted_model = encoder.model_id if encoder is not None else (normalise_model_id(model) if model else None)
+        asked = {
+            "model": wanted_model,
+            "strategy": strategy,
+            "strategy_config": strategy_config,
+            "memory_per_class": memory_per_class,
+            "memory_total": memory_total,
+            "selection": selection,
+            "auto_snapshots": auto_snapshots,
+        }
         if ws.exists():
             state = ws.read_state()
-            _check_same(state, wanted_model, strategy, strategy_config, memory_per_class, memory_total, selection)
+            _check_same(state, asked)
         elif not create:
             raise WorkspaceError(f"no agent-il workspace at {ws.root}")
         else:
-            state = _new_state(
-                wanted_model, strategy, strategy_config, memory_per_class, memory_total, selection, auto_snapshots
-            )
-            ws.create(state)
+            ws.create(_new_state(**asked))
             state = ws.read_state()
         encoder = encoder or Encoder(state["model"], device=device)
         return cls(ws, state, encoder, embedded_client(ws.chroma_dir))
@@ -494,11 +500,12 @@ def _new_state(
     model: str | None,
     strategy: str | None,
     strategy_config: dict[str, Any] | None,
-    per_class: int | None,
-    total: int | None,
+    memory_per_class: int | None,
+    memory_total: int | None,
     selection: str | None,
     auto_snapshots: int | None,
 ) -> dict[str, Any]:
+    per_class, total = memory_per_class, memory_total
     if total is not None and per_class is not None:
         raise InvalidInputError("give memory_per_class or memory_total, not both")
     name = strategy or strategies.DEFAULT_STRATEGY
@@ -527,24 +534,24 @@ def _new_state(
     }
 
 
-def _check_same(
-    state: dict[str, Any],
-    model: str | None,
-    strategy: str | None,
-    strategy_config: dict[str, Any] | None,
-    per_class: int | None,
-    total: int | None,
-    selection: str | None,
-) -> None:
-    if model is not None and model != state["model"]:
-        raise ModelMismatchError(f"workspace was built with model {state['model']!r}, not {model!r}")
-    given = {
-        "strategy": (strategy, state["strategy"]["name"]),
-        "strategy_config": (strategy_config, state["strategy"]["config"]),
-        "memory_per_class": (per_class, state["memory"]["per_class"]),
-        "memory_total": (total, state["memory"]["total"]),
-        "selection": (selection, state["memory"]["selection"]),
+def _stored_settings(state: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "model": state["model"],
+        "strategy": state["strategy"]["name"],
+        "strategy_config": state["strategy"]["config"],
+        "memory_per_class": state["memory"]["per_class"],
+        "memory_total": state["memory"]["total"],
+        "selection": state["memory"]["selection"],
+        "auto_snapshots": state["auto_snapshots"],
     }
-    for what, (asked, stored) in given.items():
-        if asked is not None and asked != stored:
-            raise InvalidInputError(f"workspace was created with {what}={stored!r}; it cannot change to {asked!r}")
+
+
+def _check_same(state: dict[str, Any], asked: dict[str, Any]) -> None:
+    """Settings given when reopening must be the ones the workspace was created with."""
+    for what, stored in _stored_settings(state).items():
+        value = asked[what]
+        if value is None or value == stored:
+            continue
+        if what == "model":
+            raise ModelMismatchError(f"workspace was built with model {stored!r}, not {value!r}")
+        raise InvalidInputError(f"workspace was created with {what}={stored!r}; it cannot change to {value!r}")
