@@ -19,12 +19,12 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
 from agent_il import atomic
 from agent_il.errors import InvalidInputError, WorkspaceError
 from agent_il.memory import Records
+from agent_il.workspace import decode_tensors
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 AUTO_PREFIX = "auto-"
@@ -154,8 +154,8 @@ class Snapshots:
         try:
             weights = {}
             if "weights.safetensors" in manifest["files"]:
-                weights = load_safetensors((path / "weights.safetensors").read_bytes())
-            arrays = load_safetensors((path / "records.safetensors").read_bytes())
+                weights = decode_tensors((path / "weights.safetensors").read_bytes())
+            arrays = decode_tensors((path / "records.safetensors").read_bytes())
             meta = json.loads((path / "records.json").read_text(encoding="utf-8"))
             records = {k: Records(m["ids"], arrays[k].numpy(), m["texts"], m["metadatas"]) for k, m in meta.items()}
         except Exception as exc:

@@ -29,6 +29,11 @@ SCHEMA_VERSION = 1
 STATE_FILE = "state.json"
 
 
+def decode_tensors(data: bytes) -> dict[str, Tensor]:
+    """Tensors from safetensors bytes (never pickle), raising on truncated or malformed data."""
+    return load_safetensors(data)
+
+
 class Workspace:
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root).expanduser().resolve()
@@ -69,7 +74,7 @@ class Workspace:
             return {}
         path = self.root / state["weights"]
         try:
-            return load_safetensors(path.read_bytes())
+            return decode_tensors(path.read_bytes())
         except Exception as exc:  # missing, truncated or tampered file
             raise WorkspaceError(f"cannot read weights {path}: {exc}") from exc
 
@@ -99,4 +104,4 @@ class Workspace:
         return self.cache_dir / f"{hashlib.sha256(model_id.encode()).hexdigest()[:16]}.sqlite"
 
 
-__all__ = ["SCHEMA_VERSION", "Timeout", "Workspace"]
+__all__ = ["SCHEMA_VERSION", "Timeout", "Workspace", "decode_tensors"]

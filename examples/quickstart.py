@@ -22,7 +22,7 @@ with tempfile.TemporaryDirectory() as tmp, IntentLearner.open(Path(tmp) / "kb") 
     for task in ("banking", "travel"):
         report = learner.learn(*read(f"{task}.csv"), task=task, holdout=0.2)
         print(f"learned {task}: {len(report.new_classes)} new intents in {report.seconds:.1f} s")
-    for p in learner.predict(["i was charged twice for my bill", "what plug do i need in london"], k=2):
+    for p in learner.predict(["i want to pay my water bill now", "what plug do i need in london"], k=2):
         print(f"{p.label} ({p.confidence:.2f}) because of {p.evidence[0].text!r}")
     matrix = learner.accuracy_matrix()
     print(f"final accuracy {matrix.final_accuracy():.1f}%, forgetting {matrix.forgetting():.1f} points")

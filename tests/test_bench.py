@@ -44,8 +44,9 @@ def test_quick_bench_writes_results_and_reuses_embeddings(files, tmp_path):
     assert result["protocol"]["seeds"] == [0] and result["protocol"]["encoded_texts"] > 0
     s = result["strategies"]
     assert set(s) == {"ewc-replay", "replay", "ewc", "naive", "ridge", "joint"}
-    assert s["naive"]["final_accuracy"]["mean"] < 60 < s["replay"]["final_accuracy"]["mean"]
-    assert s["naive"]["forgetting"]["mean"] > 30 and len(s["ridge"]["accuracy_per_step"]) == 3
+    assert s["naive"]["final_accuracy"]["mean"] < s["replay"]["final_accuracy"]["mean"] - 20
+    assert s["naive"]["forgetting"]["mean"] > 30 > 5 > s["ridge"]["forgetting"]["mean"]
+    assert len(s["ridge"]["accuracy_per_step"]) == 3
     assert result["default"] in s and result["best"] != "joint"
     for name in ("results.json", "report.md", "curves.png", f"matrix-{result['default']}.png"):
         assert (tmp_path / "one" / name).stat().st_size > 0

@@ -17,7 +17,7 @@ from tests.helpers import fingerprint
 
 QUICKSTART = Path(__file__).resolve().parent.parent / "examples" / "data" / "quickstart"
 BANKING, TRAVEL, TEST = QUICKSTART / "banking.csv", QUICKSTART / "travel.csv", QUICKSTART / "test.csv"
-PROBES = ["i was charged twice for my bill", "what plug do i need in london", "my card got blocked"]
+PROBES = ["i want to pay my water bill now", "what plug do i need in london", "my card got blocked"]
 
 
 def run(*args: str, home: Path, ok: bool = True):

@@ -114,8 +114,8 @@ def init(
         ),
     ] = None,
     strategy: Annotated[
-        str, typer.Option("--strategy", help="Learning rule: ewc-replay, replay, ewc, naive or ridge.")
-    ] = "ewc-replay",
+        str | None, typer.Option("--strategy", help="Learning rule: ridge (default), ewc-replay, replay, ewc or naive.")
+    ] = None,
     memory_per_class: Annotated[
         int | None, typer.Option("--memory-per-class", help="Exemplars kept per class (default 20).")
     ] = None,

@@ -1,7 +1,17 @@
-"""Gradient-trained MLP head (dim -> hidden -> classes) with optional replay and online EWC.
+"""Gradient-trained head with optional replay and online EWC.
+
+Body ``dim -> hidden`` (ReLU), then cosine-normalised output rows without bias: a class's score
+is ``scale * cos(h, w_c)``. A new class's row starts at the normalised mean hidden feature of
+its examples (its prototype), so it is usable before any gradient step and cannot out-shout old
+classes by norm alone.
+
+Replay is class-balanced: each step draws from the exemplar memory as many samples as keep every
+old class as frequent as every class of the current task (at most ``replay_cap``, the rest made
+up by loss weights). The EWC Fisher is taken on the task's data plus the memory. These choices
+(and lambda = 1000) were made on a validation split carved out of the training data.
 
 One class covers ``naive``, ``ewc``, ``replay`` and ``ewc-replay``: they differ only in whether
-the exemplar memory is mixed into each step and whether the EWC penalty is added.
+the memory is mixed into each step and whether the EWC penalty is added.
 """
 
 from __future__ import annotations
@@ -11,30 +21,36 @@ from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
+from torch.nn import functional as F
 
 from agent_il.ewc import OnlineEWC
 from agent_il.strategies.base import Strategy
 
 
 class _Head(nn.Module):
-    def __init__(self, dim: int, hidden: int, n_classes: int) -> None:
+    def __init__(self, dim: int, hidden: int, n_classes: int, scale: float) -> None:
         super().__init__()
         self.body = nn.Sequential(nn.Linear(dim, hidden), nn.ReLU())
-        self.out = nn.Linear(hidden, n_classes)
+        self.out = nn.Parameter(torch.empty(n_classes, hidden))
+        nn.init.normal_(self.out, std=hidden**-0.5)
+        self.scale = scale
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.out(self.body(x))
+        return self.scale * F.normalize(self.body(x), dim=1) @ F.normalize(self.out, dim=1).T
 
-    def grow(self, n_classes: int) -> None:
-        """Add output units for new classes, keeping the old units' weights."""
-        old = self.out
-        if n_classes <= old.out_features:
+    @torch.no_grad()
+    def grow(self, n_classes: int, x: Tensor, y: Tensor) -> None:
+        """Add rows for classes ``old..n_classes-1``, each at its examples' mean hidden feature."""
+        old = self.out.shape[0]
+        if n_classes <= old:
             return
-        new = nn.Linear(old.in_features, n_classes)
-        with torch.no_grad():
-            new.weight[: old.out_features] = old.weight
-            new.bias[: old.out_features] = old.bias
-        self.out = new
+        rows = torch.randn(n_classes - old, self.out.shape[1]) * self.out.shape[1] ** -0.5
+        h = self.body(x)
+        for c in range(old, n_classes):
+            mine = y == c
+            if mine.any():
+                rows[c - old] = F.normalize(h[mine].mean(0), dim=0)
+        self.out = nn.Parameter(torch.cat([self.out.detach(), rows]))
 
 
 class NeuralStrategy(Strategy):
@@ -45,16 +61,18 @@ class NeuralStrategy(Strategy):
         self,
         *,
         hidden: int = 256,
+        scale: float = 16.0,
         epochs: int = 10,
         min_steps: int = 200,
         batch_size: int = 32,
+        replay_cap: int = 128,
         lr: float = 1e-3,
         ewc_lambda: float = 1000.0,
         ewc_gamma: float = 1.0,
         seed: int = 0,
     ) -> None:
-        self.hidden, self.epochs, self.min_steps = hidden, epochs, min_steps
-        self.batch_size, self.lr, self.seed = batch_size, lr, seed
+        self.hidden, self.scale, self.epochs, self.min_steps = hidden, scale, epochs, min_steps
+        self.batch_size, self.replay_cap, self.lr, self.seed = batch_size, replay_cap, lr, seed
         self.ewc = OnlineEWC(ewc_lambda, ewc_gamma)
         self.head: _Head | None = None
         self._tasks_seen = 0
@@ -62,9 +80,11 @@ class NeuralStrategy(Strategy):
     def config(self) -> dict[str, Any]:
         return {
             "hidden": self.hidden,
+            "scale": self.scale,
             "epochs": self.epochs,
             "min_steps": self.min_steps,
             "batch_size": self.batch_size,
+            "replay_cap": self.replay_cap,
             "lr": self.lr,
             "ewc_lambda": self.ewc.lam,
             "ewc_gamma": self.ewc.gamma,
@@ -73,23 +93,22 @@ class NeuralStrategy(Strategy):
 
     @property
     def n_classes(self) -> int:
-        return 0 if self.head is None else self.head.out.out_features
-
-    def _ensure_head(self, dim: int, n_classes: int) -> _Head:
-        if self.head is None:
-            torch.manual_seed(self.seed)
-            self.head = _Head(dim, self.hidden, n_classes)
-        self.head.grow(n_classes)
-        return self.head
+        return 0 if self.head is None else self.head.out.shape[0]
 
     def fit(self, x: Tensor, y: Tensor, n_classes: int, replay: tuple[Tensor, Tensor] | None) -> None:
-        gen = torch.Generator().manual_seed(self.seed + self._tasks_seen)
-        head = self._ensure_head(x.shape[1], n_classes)
+        gen = torch.Generator().manual_seed(self.seed * 1000 + self._tasks_seen)
+        if self.head is None:
+            torch.manual_seed(self.seed)
+            self.head = _Head(x.shape[1], self.hidden, 0, self.scale)
+        head = self.head
+        head.grow(n_classes, x, y)
         use_ewc = self.uses_ewc and bool(self.ewc.fisher)
         if use_ewc:
             self.ewc.fit_shapes(head)
         if not (self.uses_replay and replay is not None and len(replay[0])):
             replay = None
+        new_classes = len(torch.unique(y))
+        old_share = (n_classes - new_classes) / new_classes  # old classes per class of this task
         opt = torch.optim.Adam(head.parameters(), lr=self.lr)
         per_epoch = math.ceil(len(x) / self.batch_size)
         steps = max(per_epoch * self.epochs, self.min_steps)
@@ -101,10 +120,15 @@ class NeuralStrategy(Strategy):
                 order = torch.randperm(len(x), generator=gen)
             idx = order[i * self.batch_size : (i + 1) * self.batch_size]
             xb, yb = x[idx], y[idx]
+            weights = None
             if replay is not None:
-                m = torch.randint(len(replay[0]), (len(idx),), generator=gen)
+                wanted = max(1, round(len(idx) * old_share))
+                drawn = min(wanted, self.replay_cap)
+                m = torch.randint(len(replay[0]), (drawn,), generator=gen)
                 xb, yb = torch.cat([xb, replay[0][m]]), torch.cat([yb, replay[1][m]])
-            loss = nn.functional.cross_entropy(head(xb), yb)
+                weights = torch.cat([torch.ones(len(idx)), torch.full((drawn,), wanted / drawn)])
+            losses = F.cross_entropy(head(xb), yb, reduction="none")
+            loss = losses.mean() if weights is None else (losses * weights).sum() / weights.sum()
             if use_ewc:
                 loss = loss + self.ewc.penalty(head)
             opt.zero_grad()
@@ -112,7 +136,8 @@ class NeuralStrategy(Strategy):
             opt.step()
         head.eval()
         if self.uses_ewc:
-            self.ewc.consolidate(head, x, y)
+            xs, ys = (x, y) if replay is None else (torch.cat([x, replay[0]]), torch.cat([y, replay[1]]))
+            self.ewc.consolidate(head, xs, ys)
         self._tasks_seen += 1
 
     @torch.no_grad()
@@ -128,10 +153,10 @@ class NeuralStrategy(Strategy):
         return out
 
     def load_tensors(self, tensors: dict[str, Tensor]) -> None:
-        head_state = {k.removeprefix("head."): v for k, v in tensors.items() if k.startswith("head.")}
-        dim, n_classes = head_state["body.0.weight"].shape[1], head_state["out.weight"].shape[0]
-        self.head = _Head(dim, self.hidden, n_classes)
-        self.head.load_state_dict(head_state)
+        state = {k.removeprefix("head."): v for k, v in tensors.items() if k.startswith("head.")}
+        dim, n_classes = state["body.0.weight"].shape[1], state["out"].shape[0]
+        self.head = _Head(dim, self.hidden, n_classes, self.scale)
+        self.head.load_state_dict(state)
         self.head.eval()
         self._tasks_seen = int(tensors["tasks_seen"])
         self.ewc.load_tensors(tensors)
