@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -77,7 +76,3 @@ def write(result: BenchResult, out: Path, title: str, extra: dict[str, Any]) -> 
     names = {t: f"task {t}" for t in result.runs[default][0].matrix.tasks}
     accuracy_figure(result.runs[default][0].matrix, names, out / f"matrix-{default}.png")
     return data
-
-
-def load(path: Path) -> dict[str, Any]:
-    return json.loads(path.read_text())

@@ -76,9 +76,6 @@ class Snapshots:
     def path(self, name: str) -> Path:
         return self.root / check_name(name)
 
-    def exists(self, name: str) -> bool:
-        return (self.path(name) / MANIFEST).is_file()
-
     def create(
         self, name: str, created: str, state: dict[str, Any], weights: Path | None, records: dict[str, Records]
     ) -> SnapshotInfo:
