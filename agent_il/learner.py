@@ -12,6 +12,7 @@ import copy
 import os
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -237,6 +238,7 @@ class IntentLearner:
             index = {y: i for i, y in enumerate(state["labels"])}
 
             memory = self.memory.load(_live(old, "exemplars"))
+            held = self.stores["holdout"].load(_live(old, "holdout"))
             replay = None
             if memory.ids:
                 replay = (torch.from_numpy(memory.x), torch.tensor([index[y] for y in memory.labels]))
@@ -248,18 +250,19 @@ class IntentLearner:
             state["exemplars"], added = self._plan_exemplars(old, memory, train, len(state["labels"]), task_id)
             if test.ids:
                 state["holdout"][str(task_id)] = test.ids
-            accuracy = self._holdout_accuracy(old, strategy, state, test)
+            accuracy = self._holdout_accuracy(old, strategy, state, held, test)
             if test.ids or accuracy:
                 state["evaluation"].append(
                     {"after_task": task_id, "accuracy": {str(t): a["after"] for t, a in accuracy.items()}}
                 )
-            counts = {y: labels.count(y) for y in seen}
+            counts = dict(Counter(labels))
             seconds = round(time.perf_counter() - start, 4)
             record = Task(task_id, name, seen, new_classes, counts, len(labels), _now(), seconds)
             state["tasks"].append(record.__dict__)
             state["updated"] = record.time
             planned = time.perf_counter()
-            snap = self._commit(state, strategy, {"exemplars": added, "holdout": test}, auto_snapshot=True)
+            added_records = {"exemplars": added, "holdout": test}
+            snap = self._commit(state, strategy, added_records, previous={"exemplars": memory, "holdout": held})
         done = time.perf_counter()
         names = {t["id"]: t["name"] for t in state["tasks"]}
         return LearnReport(
@@ -293,12 +296,16 @@ class IntentLearner:
         return exemplars, train.take(new_rows)
 
     def _holdout_accuracy(
-        self, old: dict[str, Any], strategy: Strategy, state: dict[str, Any], test: Records
+        self, old: dict[str, Any], strategy: Strategy, state: dict[str, Any], held: Records, test: Records
     ) -> dict[int, dict[str, float | None]]:
-        """Accuracy on every task's held-out slice before (old head) and after (new head) this learn."""
+        """Accuracy on every task's held-out slice before (old head) and after (new head) this learn.
+        ``held`` holds the earlier slices, in the order ``old["holdout"]`` lists them."""
         out: dict[int, dict[str, float | None]] = {}
+        start = 0
         for key, ids in state["holdout"].items():
-            recs = test if key not in old["holdout"] else self.stores["holdout"].load(ids)
+            recs = test
+            if key in old["holdout"]:
+                recs, start = held.take(range(start, start + len(ids))), start + len(ids)
             before = None
             if key in old["holdout"] and old["labels"]:
                 before = _accuracy(self.strategy, old["labels"], recs)
@@ -306,14 +313,19 @@ class IntentLearner:
         return out
 
     def _commit(
-        self, state: dict[str, Any], strategy: Strategy, added: dict[str, Records], auto_snapshot: bool = False
+        self,
+        state: dict[str, Any],
+        strategy: Strategy,
+        added: dict[str, Records],
+        previous: dict[str, Records] | None = None,
     ) -> SnapshotInfo | None:
         """Add records, commit the state, drop what it no longer names. Call under the lock.
-        Returns the automatic snapshot of the previous state, if one was taken."""
+        Given ``previous`` (the current state's records, already loaded), the current state is
+        first saved as an automatic snapshot, which is returned."""
         old = self.state
         snap = None
-        if auto_snapshot and self.state["auto_snapshots"] > 0:
-            snap = self._snapshot(f"{AUTO_PREFIX}{old['generation']:06d}")
+        if previous is not None and old["auto_snapshots"] > 0:
+            snap = self._snapshot(f"{AUTO_PREFIX}{old['generation']:06d}", previous)
         for store, recs in added.items():
             self.stores[store].add(recs)
         try:
@@ -327,9 +339,9 @@ class IntentLearner:
         for store in STORES:
             self.stores[store].delete(set(_live(old, store)) - set(_live(state, store)))
         self._adopt(state, strategy)
-        autos = [s for s in self.snapshots.list() if s.auto]
-        for s in autos[: max(0, len(autos) - state["auto_snapshots"])]:
-            self.snapshots.delete(s.name)
+        autos = self.snapshots.auto_names()
+        for name in autos[: max(0, len(autos) - state["auto_snapshots"])]:
+            self.snapshots.delete(name)
         return snap
 
     @contextmanager
@@ -360,9 +372,10 @@ class IntentLearner:
         with self._writing():
             return self._snapshot(name)
 
-    def _snapshot(self, name: str) -> SnapshotInfo:
+    def _snapshot(self, name: str, records: dict[str, Records] | None = None) -> SnapshotInfo:
         weights = self.path / self.state["weights"] if self.state["weights"] else None
-        records = {store: self.stores[store].load(_live(self.state, store)) for store in STORES}
+        if records is None:
+            records = {store: self.stores[store].load(_live(self.state, store)) for store in STORES}
         return self.snapshots.create(name, _now(), self.state, weights, records)
 
     def list_snapshots(self) -> list[SnapshotInfo]:
@@ -390,7 +403,9 @@ class IntentLearner:
                 s: r.take([i for i, rid in enumerate(r.ids) if rid not in present[s]]) for s, r in records.items()
             }
             state = {**saved, "generation": self.state["generation"], "auto_snapshots": self.state["auto_snapshots"]}
-            self._commit(state, strategy, missing, auto_snapshot=not info.auto)
+            # Restoring a named snapshot saves the present first; a rollback (auto) does not.
+            current = None if info.auto else {st: self.stores[st].load(_live(self.state, st)) for st in STORES}
+            self._commit(state, strategy, missing, previous=current)
         return info
 
     def rollback(self) -> SnapshotInfo:

@@ -140,6 +140,12 @@ class Snapshots:
         found = [self._info(p) for p in self.root.iterdir() if p.is_dir() and NAME.fullmatch(p.name)]
         return sorted(found, key=lambda s: (s.created, s.generation, s.name))
 
+    def auto_names(self) -> list[str]:
+        """Automatic snapshots, oldest first (their names carry a zero-padded generation)."""
+        if not self.root.is_dir():
+            return []
+        return sorted(p.name for p in self.root.iterdir() if p.name.startswith(AUTO_PREFIX) and p.is_dir())
+
     def load(self, name: str) -> tuple[dict[str, Any], dict[str, torch.Tensor], dict[str, Records]]:
         """Verify every file against the manifest, then return (state, weights, records)."""
         path = self.path(name)
