@@ -15,3 +15,8 @@ class WorkspaceError(AgentILError):
 
 class ModelMismatchError(WorkspaceError, ValueError):
     """The workspace was built with another encoder or vector dimension."""
+
+
+class ToolError(AgentILError):
+    """An agent's tool call was refused (bad argument, over a limit, learning not enabled); the
+    message is written for the agent and its user, and nothing changed."""

@@ -8,9 +8,9 @@ names are orphans of an interrupted operation and are removed by :meth:`RecordSt
 
 from __future__ import annotations
 
+import time
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -58,13 +58,6 @@ class Records:
         return cls([], np.zeros((0, dim), dtype=np.float32), [], [])
 
 
-def embedded_client(path: Path) -> Any:
-    import chromadb
-    from chromadb.config import Settings
-
-    return chromadb.PersistentClient(path=str(path), settings=Settings(anonymized_telemetry=False))
-
-
 class RecordStore:
     """One Chroma collection of labelled embeddings (cosine space, no embedding function:
     embeddings always come from our encoder)."""
@@ -74,13 +67,16 @@ class RecordStore:
             collection, embedding_function=None, configuration={"hnsw": {"space": "cosine"}}
         )
 
-    def add(self, records: Records) -> None:
+    def add(self, records: Records, generation: int = 0) -> None:
+        """Add ``records`` for the commit of ``generation`` (readers of an older state skip
+        them); they are stamped with the time, so pruning spares another writer's fresh ones."""
+        stamp = {"stored": time.time(), "generation": generation}
         for s in range(0, len(records.ids), _BATCH):
             self._col.add(
                 ids=records.ids[s : s + _BATCH],
                 embeddings=np.ascontiguousarray(records.x[s : s + _BATCH], dtype=np.float32),
                 documents=records.texts[s : s + _BATCH],
-                metadatas=records.metadatas[s : s + _BATCH],
+                metadatas=[{**m, **stamp} for m in records.metadatas[s : s + _BATCH]],
             )
 
     def delete(self, ids: Collection[str]) -> None:
@@ -110,23 +106,31 @@ class RecordStore:
     def all_ids(self) -> set[str]:
         return set(self._col.get(include=[])["ids"])
 
-    def prune(self, live: Collection[str]) -> int:
-        """Delete records no commit names; returns how many."""
-        orphans = self.all_ids() - set(live)
+    def prune(self, live: Collection[str], min_age: float = 0.0) -> int:
+        """Delete records no commit names; returns how many. With ``min_age``, only those added
+        at least that many seconds ago: on a shared server, younger ones may be another writer's
+        that its commit is about to name."""
+        if min_age > 0:
+            old = self._col.get(where={"stored": {"$lt": time.time() - min_age}}, include=[])["ids"]
+        else:
+            old = self._col.get(include=[])["ids"]
+        orphans = set(old) - set(live)
         self.delete(orphans)
         return len(orphans)
 
     def count(self) -> int:
         return int(self._col.count())
 
-    def nearest(self, x: np.ndarray, n: int) -> list[list[Evidence]]:
-        """The ``n`` stored records most similar to each row of ``x``."""
-        total = self.count()
-        if n <= 0 or total == 0 or len(x) == 0:
+    def nearest(self, x: np.ndarray, n: int, generation: int | None = None) -> list[list[Evidence]]:
+        """The ``n`` stored records most similar to each row of ``x``; with ``generation``, only
+        records committed by then (on a shared server, another writer's learn in progress has
+        added records that its commit does not name yet)."""
+        if n <= 0 or len(x) == 0:
             return [[] for _ in range(len(x))]
-        res = self._col.query(
+        res = self._col.query(  # one round trip: Chroma returns fewer than n when it holds fewer
             query_embeddings=np.ascontiguousarray(x, dtype=np.float32),
-            n_results=min(n, total),
+            n_results=n,
+            where={"generation": {"$lte": generation}} if generation is not None else None,
             include=["documents", "metadatas", "distances"],
         )
         return [

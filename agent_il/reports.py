@@ -56,6 +56,7 @@ def markdown(result: dict[str, Any], title: str) -> str:
         f"Default strategy: `{result['default']}`; best final accuracy here: `{result['best']}`.",
         f"Peak memory of the benchmark process: {result['peak_rss_bytes'] / 2**20:.0f} MiB.",
         "",
+        *oos_lines(result.get("oos")),
         "![accuracy per step](curves.png)",
         "",
         f"![accuracy matrix of the default, seed {p['seeds'][0]}](matrix-{result['default']}.png)",
@@ -64,10 +65,43 @@ def markdown(result: dict[str, Any], title: str) -> str:
     return "\n".join(lines)
 
 
-def write(result: BenchResult, out: Path, title: str, extra: dict[str, Any]) -> dict[str, Any]:
+def oos_rows(oos: dict[str, Any]) -> list[list[str]]:
+    """One row per score and setting: in-scope accuracy / oos recall / keep, auto-calibrated."""
+    rows = []
+    for name in oos["joint"]["scores"]:
+        for setting in ("joint", "incremental"):
+            a = oos[setting]["scores"][name]["auto"]
+            cells = [f"{a['in_scope_accuracy']:.1f}", f"{a['oos_recall']:.1f}", f"{a['in_scope_keep']:.1f}"]
+            rows.append([name, setting, *cells, f"{oos[setting]['scores'][name]['auroc']:.1f}"])
+    return rows
+
+
+OOS_HEADER = ["score", "setting", "in-scope acc", "oos recall", "in-scope keep", "AUROC"]
+
+
+def oos_lines(oos: dict[str, Any] | None) -> list[str]:
+    if oos is None:
+        return []
+    return [
+        "Out-of-scope rejection of the default head (oos splits measured, never learned), threshold"
+        " calibrated by the workspace's own rule for 95% in-scope keep; `joint` learned all intents"
+        " at once, `incremental` task by task:",
+        "",
+        "| " + " | ".join(OOS_HEADER) + " |",
+        "|" + "---|" * len(OOS_HEADER),
+        *["| " + " | ".join(row) + " |" for row in oos_rows(oos)],
+        "",
+    ]
+
+
+def write(
+    result: BenchResult, out: Path, title: str, extra: dict[str, Any], oos: dict[str, Any] | None = None
+) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     data = {**result.to_dict()}
     data["protocol"] = {**data["protocol"], **extra}
+    if oos is not None:
+        data["oos"] = oos
     atomic.write_json(out / "results.json", data)
     atomic.write_bytes(out / "report.md", markdown(data, title).encode())
     curves = {name: s["accuracy_per_step"] for name, s in data["strategies"].items()}

@@ -40,17 +40,31 @@ class LearnReport:
     holdout_accuracy: list[dict[str, Any]] = field(default_factory=list)
     snapshot: str | None = None  # the automatic snapshot of the state before this learn
     timings: dict[str, float] = field(default_factory=dict)  # encode, fit, memory, commit
+    # the rejection threshold this learn calibrated: {score, keep, threshold, source, rows, mode}
+    calibration: dict[str, Any] | None = None
+    # pairs (new intent, other intent) that overlap: {new, other, rate, reverse_rate, examples, near_duplicates}
+    confusions: list[dict[str, Any]] = field(default_factory=list)
+    # the same text under different labels: {text, labels, where}; learned as given, reported here
+    conflicts: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
+UNKNOWN = "unknown"  # the label of an input that belongs to no known intent
+
+
 @dataclass(frozen=True)
 class Prediction:
+    """``label`` is ``UNKNOWN`` when the input is rejected as out of scope (``known`` is then False);
+    ``top_k`` still ranks the known intents. ``score`` is the in-scope score the rejection used."""
+
     label: str
     confidence: float
     top_k: list[tuple[str, float]]
     evidence: list[Evidence]
+    known: bool = True
+    score: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -1,34 +1,30 @@
 """Named, self-contained copies of a workspace: its state, head/EWC weights and every Chroma
-record it names (exemplars and held-out slices), so a restore brings all of it back.
+record it names (exemplars, held-out slices), so a restore brings all of it back.
 
-A snapshot is written to a temp directory and renamed into place, and carries the SHA-256 of
-each file; a truncated or tampered snapshot is refused with a clear error, never half-loaded.
+A snapshot is two blobs: ``snapshots/<name>-<id>.safetensors`` (the records) and, written last
+as its commit point, ``snapshots/<name>.json`` (the state, and the SHA-256 of the records and
+of the weights, which it shares with the workspace instead of copying). A truncated or tampered
+snapshot is refused with a clear error, never half-loaded.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import re
-import shutil
 import uuid
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import save as save_safetensors
 
-from agent_il import atomic
+from agent_il.blobs import Blobs, sha256
 from agent_il.errors import InvalidInputError, WorkspaceError
 from agent_il.memory import Records
-from agent_il.workspace import decode_tensors
+from agent_il.workspace import decode_tensors, encode_tensors
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 AUTO_PREFIX = "auto-"
-MANIFEST = "snapshot.json"
 
 
 @dataclass(frozen=True)
@@ -54,75 +50,68 @@ def check_name(name: str) -> str:
     return name
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+PREFIX = "snapshots/"
 
 
-def _write(path: Path, data: bytes) -> None:
-    with path.open("wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
+def _manifest_key(name: str) -> str:
+    return f"{PREFIX}{check_name(name)}.json"
 
 
 class Snapshots:
-    def __init__(self, root: Path) -> None:
-        self.root = root
-
-    def path(self, name: str) -> Path:
-        return self.root / check_name(name)
+    def __init__(self, blobs: Blobs) -> None:
+        self.blobs = blobs
 
     def create(
-        self, name: str, created: str, state: dict[str, Any], weights: Path | None, records: dict[str, Records]
-    ) -> SnapshotInfo:
-        final = self.path(name)
-        if final.exists():
+        self, name: str, created: str, state: dict[str, Any], records: dict[str, Records]
+    ) -> SnapshotInfo | None:
+        """Save a snapshot of ``state`` (whose weights blob it shares) and its ``records``;
+        None if one of that name appeared meanwhile (a racing writer's)."""
+        key = _manifest_key(name)
+        if key in self.blobs.keys(key):
             raise InvalidInputError(f"snapshot {name!r} already exists")
-        self.root.mkdir(mode=0o700, exist_ok=True)
-        tmp = self.root / f".tmp-{name}-{uuid.uuid4().hex[:8]}"
-        tmp.mkdir(mode=0o700)
-        try:
-            files = {}
-            if weights is not None:
-                try:
-                    os.link(weights, tmp / "weights.safetensors")  # weights files are immutable
-                except OSError:
-                    shutil.copyfile(weights, tmp / "weights.safetensors")
-                files["weights.safetensors"] = _sha256(tmp / "weights.safetensors")
-            tensors = {k: torch.from_numpy(np.ascontiguousarray(r.x, dtype=np.float32)) for k, r in records.items()}
-            meta = {k: {"ids": r.ids, "texts": r.texts, "metadatas": r.metadatas} for k, r in records.items()}
-            _write(tmp / "records.safetensors", save_safetensors(tensors))
-            _write(tmp / "records.json", json.dumps(meta, ensure_ascii=False).encode())
-            for f in ("records.safetensors", "records.json"):
-                files[f] = _sha256(tmp / f)
-            manifest = {"name": name, "created": created, "state": state, "files": files}
-            _write(tmp / MANIFEST, json.dumps(manifest, indent=1, ensure_ascii=False).encode())
-            atomic.fsync_dir(tmp)
-            os.rename(tmp, final)
-            atomic.fsync_dir(self.root)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        return self._info(final)
+        tensors = {k: torch.from_numpy(np.ascontiguousarray(r.x, dtype=np.float32)) for k, r in records.items()}
+        meta = {k: {"ids": r.ids, "texts": r.texts, "metadatas": r.metadatas} for k, r in records.items()}
+        data = encode_tensors(tensors)
+        body = json.dumps(meta, ensure_ascii=False).encode()
+        data_key = f"{PREFIX}{name}-{uuid.uuid4().hex[:8]}.safetensors"
+        self.blobs.put(data_key, data)
+        self.blobs.put(data_key.replace(".safetensors", ".records"), body)
+        manifest = {
+            "name": name,
+            "created": created,
+            "state": state,
+            "files": {
+                data_key: sha256(data),
+                data_key.replace(".safetensors", ".records"): sha256(body),
+                **({state["weights"]: state["weights_sha256"]} if state["weights"] else {}),
+            },
+        }
+        blob = json.dumps(manifest, indent=1, ensure_ascii=False).encode()
+        if not self.blobs.put(key, blob, exclusive=True):
+            self._delete_files(manifest)
+            return None
+        return self._info(manifest)
 
-    def _manifest(self, path: Path) -> dict[str, Any]:
+    def _manifest(self, name: str) -> dict[str, Any]:
+        key = _manifest_key(name)
+        if key not in self.blobs.keys(key):
+            raise InvalidInputError(f"no snapshot named {name!r}")
         try:
-            manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
+            manifest = json.loads(self.blobs.get(key))
             if not isinstance(manifest, dict) or not {"name", "created", "state", "files"} <= set(manifest):
                 raise ValueError("fields missing")
             return manifest
-        except FileNotFoundError:
-            raise InvalidInputError(f"no snapshot named {path.name!r}") from None
-        except (OSError, ValueError) as exc:
-            raise WorkspaceError(f"snapshot {path.name!r} is damaged: {exc}") from exc
+        except (WorkspaceError, ValueError) as exc:
+            raise WorkspaceError(f"snapshot {name!r} is damaged: {exc}") from exc
 
-    def _info(self, path: Path) -> SnapshotInfo:
-        m = self._manifest(path)
+    def _info(self, m: dict[str, Any]) -> SnapshotInfo:
         state = m["state"]
+        sizes = 0
+        for key in m["files"]:
+            try:
+                sizes += self.blobs.size(key)
+            except (OSError, WorkspaceError):
+                pass  # reported as damaged when loaded
         return SnapshotInfo(
             name=m["name"],
             created=m["created"],
@@ -131,50 +120,69 @@ class Snapshots:
             tasks=len(state["tasks"]),
             exemplars=sum(len(ids) for ids in state["exemplars"].values()),
             auto=m["name"].startswith(AUTO_PREFIX),
-            bytes=sum(f.stat().st_size for f in path.iterdir()),
+            bytes=sizes,
         )
 
+    def names(self) -> list[str]:
+        return [k[len(PREFIX) : -len(".json")] for k in self.blobs.keys(PREFIX) if _is_manifest(k)]
+
+    def manifests(self) -> list[dict[str, Any]]:
+        return [self._manifest(n) for n in self.names()]
+
     def list(self) -> list[SnapshotInfo]:
-        if not self.root.is_dir():
-            return []
-        found = [self._info(p) for p in self.root.iterdir() if p.is_dir() and NAME.fullmatch(p.name)]
+        found = [self._info(m) for m in self.manifests()]
         return sorted(found, key=lambda s: (s.created, s.generation, s.name))
 
     def auto_names(self) -> list[str]:
         """Automatic snapshots, oldest first (their names carry a zero-padded generation)."""
-        if not self.root.is_dir():
-            return []
-        return sorted(p.name for p in self.root.iterdir() if p.name.startswith(AUTO_PREFIX) and p.is_dir())
+        return sorted(n for n in self.names() if n.startswith(AUTO_PREFIX))
+
+    def weights_in_use(self) -> set[str]:
+        return {m["state"]["weights"] for m in self.manifests() if m["state"]["weights"]}
 
     def load(self, name: str) -> tuple[dict[str, Any], dict[str, torch.Tensor], dict[str, Records]]:
-        """Verify every file against the manifest, then return (state, weights, records)."""
-        path = self.path(name)
-        manifest = self._manifest(path)
-        for fname, digest in manifest["files"].items():
-            f = path / fname
-            if not f.is_file() or _sha256(f) != digest:
-                raise WorkspaceError(f"snapshot {name!r} is damaged: {fname} is missing or does not match its checksum")
+        """Verify every blob against the manifest, then return (state, weights, records)."""
+        manifest = self._manifest(name)
+        data = {}
+        for key, digest in manifest["files"].items():
+            try:
+                data[key] = self.blobs.get(key)
+            except WorkspaceError:
+                raise WorkspaceError(f"snapshot {name!r} is damaged: {key} is missing") from None
+            if sha256(data[key]) != digest:
+                raise WorkspaceError(f"snapshot {name!r} is damaged: {key} does not match its checksum")
         try:
-            weights = {}
-            if "weights.safetensors" in manifest["files"]:
-                weights = decode_tensors((path / "weights.safetensors").read_bytes())
-            arrays = decode_tensors((path / "records.safetensors").read_bytes())
-            meta = json.loads((path / "records.json").read_text(encoding="utf-8"))
+            weights_key = manifest["state"]["weights"]
+            weights = decode_tensors(data[weights_key]) if weights_key else {}
+            arrays_key = next(k for k in data if k.endswith(".safetensors") and k.startswith(PREFIX))
+            arrays = decode_tensors(data[arrays_key])
+            meta = json.loads(data[arrays_key.replace(".safetensors", ".records")])
             records = {k: Records(m["ids"], arrays[k].numpy(), m["texts"], m["metadatas"]) for k, m in meta.items()}
         except Exception as exc:
             raise WorkspaceError(f"snapshot {name!r} is damaged: {exc}") from exc
         return manifest["state"], weights, records
 
     def delete(self, name: str) -> None:
-        path = self.path(name)
-        if not path.is_dir():
-            raise InvalidInputError(f"no snapshot named {name!r}")
-        trash = self.root / f".trash-{name}-{uuid.uuid4().hex[:8]}"
-        os.rename(path, trash)  # gone at once for readers; the rest is cleanup
-        shutil.rmtree(trash, ignore_errors=True)
+        manifest = self._manifest(name)
+        self.blobs.delete(_manifest_key(name))  # gone at once for readers; the rest is cleanup
+        self._delete_files(manifest)
 
-    def clean(self) -> None:
-        """Remove what interrupted creates and deletes left behind."""
-        if self.root.is_dir():
-            for p in self.root.glob(".*-*"):
-                shutil.rmtree(p, ignore_errors=True)
+    def _delete_files(self, manifest: dict[str, Any]) -> None:
+        for key in manifest["files"]:
+            if key.startswith(PREFIX):
+                self.blobs.delete(key)
+
+    def clean(self, min_age: float = 0.0) -> list[str]:
+        """Delete snapshot files no manifest names (left by a killed create or delete), once
+        older than ``min_age`` seconds so a create in progress elsewhere is left alone."""
+        named = {k for m in self.manifests() for k in m["files"]}
+        removed = []
+        for key in self.blobs.keys(PREFIX):
+            if not _is_manifest(key) and key not in named and self.blobs.age(key) >= min_age:
+                self.blobs.delete(key)
+                removed.append(key)
+        return removed
+
+
+def _is_manifest(key: str) -> bool:
+    return key.endswith(".json")

@@ -31,7 +31,11 @@ def texts(value: Any, what: str = "texts") -> list[str]:
     return items
 
 
-def labels(value: Any, n: int) -> list[str]:
+def labels(value: Any, n: int, allow_unknown: bool = False) -> list[str]:
+    """Checked labels. ``unknown`` is what predict answers for out-of-scope input, so it cannot
+    be learned as an intent (``allow_unknown`` is for marking out-of-scope rows to calibrate on)."""
+    from agent_il.results import UNKNOWN
+
     items = _as_list(value, "labels")
     if len(items) != n:
         raise InvalidInputError(f"got {n} examples but {len(items)} labels")
@@ -44,6 +48,10 @@ def labels(value: Any, n: int) -> list[str]:
             raise InvalidInputError(f"labels[{i}] is empty or whitespace")
         if len(label) > MAX_LABEL_LENGTH or not label.isprintable():
             raise InvalidInputError(f"labels[{i}] must be printable and at most {MAX_LABEL_LENGTH} characters")
+        if label.casefold() == UNKNOWN and not allow_unknown:
+            raise InvalidInputError(
+                f"labels[{i}] is {label!r}, the answer kept for inputs that fit no intent; give the intent another name"
+            )
         out.append(label)
     return out
 

@@ -10,7 +10,7 @@ rm -rf "$AGENT_IL_HOME"
 agent-il init
 agent-il learn "$data/banking.csv" --task banking --holdout 0.2
 agent-il learn "$data/travel.csv" --task travel --holdout 0.2
-agent-il predict "i want to pay my water bill now" "what plug do i need in london" "my card got blocked"
+agent-il predict "i want to pay my water bill now" "what plug do i need in london" "my card got blocked" "tell me a joke"
 agent-il evaluate --plot "$AGENT_IL_HOME/forgetting.png"
 agent-il evaluate "$data/test.csv"
 agent-il status

@@ -45,3 +45,23 @@ def encoder() -> Encoder:
 @pytest.fixture
 def workspace_dir(tmp_path: Path) -> Iterator[Path]:
     yield tmp_path / "kb"
+
+
+@pytest.fixture(scope="session")
+def chroma_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Chroma server on loopback: CI's (AGENT_IL_TEST_CHROMA_URL), else one of our own."""
+    if os.environ.get("AGENT_IL_TEST_CHROMA_URL"):
+        yield os.environ["AGENT_IL_TEST_CHROMA_URL"]
+        return
+    from agent_il.server import local_server
+
+    with local_server(tmp_path_factory.mktemp("chroma-server")) as url:
+        yield url
+
+
+@pytest.fixture
+def server_name() -> str:
+    """A fresh workspace name on the shared test server."""
+    import uuid
+
+    return f"t-{uuid.uuid4().hex[:12]}"

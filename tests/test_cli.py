@@ -74,7 +74,7 @@ def test_learn_reports_changes_and_forgetting(tmp_path):
 
 def test_predict_texts_and_file(home):
     out = as_json("predict", *PROBES, "--top-k", "2", "--evidence", "1", home=home)["predictions"]
-    assert [p["label"] for p in out] == ["pay_bill", "plug_type", "account_blocked"]
+    assert [p["top_k"][0]["label"] for p in out] == ["pay_bill", "plug_type", "account_blocked"]
     assert all(len(p["top_k"]) == 2 and len(p["evidence"]) == 1 for p in out)
     assert out[0]["evidence"][0]["label"] == "pay_bill" and out[0]["text"] == PROBES[0]
     from_file = as_json("predict", "--file", str(TEST), home=home)["predictions"]

@@ -80,7 +80,8 @@ def test_predictions_bring_nearest_exemplars_as_evidence(clinc, encoder, workspa
     texts, labels = clinc.split("test", clinc.tasks[0])
     preds = learner.predict(texts[:30], k=3, evidence=4)
     for pred in preds:
-        assert len(pred.top_k) == 3 and pred.top_k[0] == (pred.label, pred.confidence)
+        assert len(pred.top_k) == 3 and pred.top_k[0][1] == pred.confidence
+        assert pred.label == (pred.top_k[0][0] if pred.known else "unknown")
         assert pred.top_k[0][1] >= pred.top_k[1][1] >= pred.top_k[2][1]
         assert len(pred.evidence) == 4
         sims = [e.similarity for e in pred.evidence]

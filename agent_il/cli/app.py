@@ -6,6 +6,7 @@ import functools
 import json
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
@@ -15,6 +16,7 @@ from agent_il.errors import AgentILError
 
 if TYPE_CHECKING:
     from agent_il.learner import IntentLearner
+    from agent_il.workspace import Workspace
 
 app = typer.Typer(
     name="agent-il",
@@ -78,20 +80,95 @@ def emit(obj: Any) -> None:
     typer.echo(json.dumps(obj, indent=2, ensure_ascii=False))
 
 
+@dataclass
+class Where:
+    """Where the workspace lives: set by the options before the command (or their variables)."""
+
+    chroma_url: str | None = None
+    workspace: str = "default"
+    tenant: str | None = None
+    database: str | None = None
+    wait: float = 0.0
+
+
+WHERE = Where()
+
+
+@app.callback()
+def where(
+    chroma_url: Annotated[
+        str | None,
+        typer.Option(
+            "--chroma-url",
+            envvar="AGENT_IL_CHROMA_URL",
+            help="Use a workspace on this Chroma server (http://HOST:PORT), shared by every agent that "
+            "names it, instead of the directory --home.",
+        ),
+    ] = None,
+    workspace: Annotated[
+        str, typer.Option("--workspace", envvar="AGENT_IL_WORKSPACE", help="Workspace name on the Chroma server.")
+    ] = "default",
+    tenant: Annotated[str | None, typer.Option("--tenant", envvar="AGENT_IL_TENANT", help="Chroma tenant.")] = None,
+    database: Annotated[
+        str | None, typer.Option("--database", envvar="AGENT_IL_DATABASE", help="Chroma database.")
+    ] = None,
+    wait: Annotated[
+        float,
+        typer.Option(
+            "--wait", envvar="AGENT_IL_WAIT", help="Seconds to wait for a local workspace another process has open."
+        ),
+    ] = 0.0,
+) -> None:
+    """Teach an agent new intents from labelled examples, without forgetting the old ones.
+
+    Workspaces are local directories (`--home`) or live on a Chroma server
+    (`agent-il --chroma-url http://127.0.0.1:8000 --workspace support learn FILE`).
+    """
+    WHERE.__init__(chroma_url, workspace, tenant, database, wait)  # type: ignore[misc]
+
+
 def home_path(home: Path | None) -> Path:
     return (home or DEFAULT_HOME).expanduser()
 
 
-def open_learner(home: Path | None, model: str | None = None) -> IntentLearner:
-    from agent_il.learner import IntentLearner
-    from agent_il.workspace import Workspace
+def workspace_at(home: Path | None) -> Workspace:
+    if WHERE.chroma_url:
+        from agent_il.server import ServerWorkspace
 
-    path = home_path(home)
-    if not Workspace(path).exists():
+        return ServerWorkspace(WHERE.chroma_url, WHERE.workspace, *_tenancy())
+    from agent_il.workspace import LocalWorkspace
+
+    return LocalWorkspace(home_path(home), wait=WHERE.wait)
+
+
+def _tenancy() -> tuple[str, str]:
+    from agent_il.server import DEFAULT_DATABASE, DEFAULT_TENANT
+
+    return WHERE.tenant or DEFAULT_TENANT, WHERE.database or DEFAULT_DATABASE
+
+
+def open_learner(home: Path | None, model: str | None = None, create: bool = False, **settings: Any) -> IntentLearner:
+    """The workspace at --home or on the server; ``create`` makes it (with ``settings``) if new."""
+    from agent_il.learner import IntentLearner
+
+    ws = workspace_at(home)
+    if not create and not ws.exists():
         from agent_il.errors import WorkspaceError
 
-        raise WorkspaceError(f"no workspace at {path}; create one with: agent-il init --home {path}")
-    return IntentLearner.open(path, model=model, create=False)
+        where = f"--home {home_path(home)}" if not WHERE.chroma_url else f"--workspace {WHERE.workspace}"
+        raise WorkspaceError(f"no workspace at {ws.location}; create one with: agent-il init {where}")
+    if WHERE.chroma_url:
+        tenant, database = _tenancy()
+        return IntentLearner.open(
+            chroma_url=WHERE.chroma_url,
+            name=WHERE.workspace,
+            tenant=tenant,
+            database=database,
+            model=model,
+            create=create,
+            **settings,
+        )
+    return IntentLearner.open(home_path(home), wait=WHERE.wait, model=model, create=create, **settings)
 
 
 def read_file(
@@ -136,16 +213,15 @@ def init(
     """
     from agent_il.encoder import Encoder
     from agent_il.errors import WorkspaceError
-    from agent_il.learner import IntentLearner
-    from agent_il.workspace import Workspace
 
-    path = home_path(home)
-    if Workspace(path).exists():
-        raise WorkspaceError(f"{path} is already a workspace; use it, or choose another --home")
+    ws = workspace_at(home)
+    if ws.exists():
+        raise WorkspaceError(f"{ws.location} is already a workspace; use it, or choose another one")
     encoder = Encoder(model)
     _ = encoder.dim  # a model that cannot load fails here, before anything is created
-    learner = IntentLearner.open(
-        path,
+    learner = open_learner(
+        home,
+        create=True,
         encoder=encoder,
         strategy=strategy,
         memory_per_class=memory_per_class,
@@ -219,6 +295,7 @@ def predict(
     file: Annotated[Path | None, typer.Option("--file", help="Classify every text of this file instead.")] = None,
     top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, help="How many labels to list per text.")] = 3,
     evidence: Annotated[int, typer.Option("--evidence", min=0, help="Nearest stored examples to show per text.")] = 2,
+    inbox: Annotated[bool, typer.Option("--inbox/--no-inbox", help="Keep texts rejected as unknown.")] = True,
     text_col: TextCol = None,
     fmt: Format = None,
     split: Split = None,
@@ -238,7 +315,7 @@ def predict(
     if file is not None:
         texts = read_file(file, fmt, text_col, None, split, labelled=False).texts
     assert texts is not None
-    preds = open_learner(home, model).predict(texts, k=top_k, evidence=evidence)
+    preds = open_learner(home, model).predict(texts, k=top_k, evidence=evidence, inbox=inbox)
     if as_json:
         emit({"predictions": [render.prediction_dict(t, p) for t, p in zip(texts, preds)]})
     else:
@@ -421,6 +498,27 @@ def rollback(home: Home = None, as_json: Json = False) -> None:
         typer.echo(f"Rolled back to the state before the last learn: {info.classes} classes, {info.tasks} tasks.")
 
 
+@app.command()
+@guarded
+def doctor(home: Home = None, as_json: Json = False) -> None:
+    """Check that head, metadata, memory and snapshots agree; clean what interrupted commands left.
+
+    Exit status 1 if a problem remains. On a Chroma server, leftovers are cleaned once 15 minutes
+    old, so that writes in progress elsewhere are left alone.
+
+    Example: `agent-il doctor --home ./kb`
+    """
+    found = open_learner(home).doctor()
+    if as_json:
+        emit(found.to_dict())
+    else:
+        from agent_il.cli import render
+
+        render.diagnosis(found)
+    if not found.ok:
+        raise typer.Exit(1)
+
+
 # --------------------------------------------------------------------------- bench
 @app.command()
 @guarded
@@ -529,11 +627,44 @@ def bench(
         "test": str(test or train),
         "encoded_texts": encoder.encoded_count,  # 0 when every embedding came from the cache
     }
-    written = reports.write(result, out, title, extra)
+    oos = None
+    if test is None and not quick and "oos_test" in data.splits(train, fmt):  # CLINC150: rejection figures too
+        encode = functools.partial(encoder.encode, cache=cache)
+        read = functools.partial(data.read, train, fmt=fmt, text_col=text_col, label_col=label_col)
+        oos = _oos_figures(read, encode, train_set.labels, test_set.labels, x_train, x_test, n_tasks)
+    written = reports.write(result, out, title, extra, oos=oos)
     if as_json:
         emit(written)
     else:
         render.bench_table(written, out)
+
+
+def _oos_figures(
+    read: Callable[..., Any],
+    encode: Callable[[list[str]], Any],
+    train_labels: list[str],
+    test_labels: list[str],
+    x_train: Any,
+    x_test: Any,
+    n_tasks: int,
+) -> dict[str, Any]:
+    """Out-of-scope rejection of the default head, learned in one go and task by task (seed 0)."""
+    import numpy as np
+
+    from agent_il import oos_bench
+    from agent_il.bench import task_order
+
+    splits = {"train": (x_train, np.array(train_labels)), "test": (x_test, np.array(test_labels))}
+    for name in ("val", "oos_test"):
+        try:
+            rows = read(split=name)
+        except AgentILError:  # no such split
+            continue
+        splits[name] = (encode(rows.texts), np.array(rows.labels))
+    return {
+        "joint": oos_bench.measure(splits, [sorted(set(train_labels))]),
+        "incremental": oos_bench.measure(splits, task_order(splits["train"][1], n_tasks, seed=0)),
+    }
 
 
 def _seeds(values: list[str]) -> list[int]:
@@ -543,6 +674,14 @@ def _seeds(values: list[str]) -> list[int]:
         return [int(s) for v in values for s in v.split(",") if s.strip()]
     except ValueError:
         raise InvalidInputError(f"--seeds takes whole numbers, got {' '.join(values)}") from None
+
+
+from agent_il.cli.plugins import plugins_app  # noqa: E402  (it uses the helpers above)
+
+app.add_typer(plugins_app)
+from agent_il.cli.knowledge import register  # noqa: E402  (calibrate, intents, inbox, discover)
+
+register(app)
 
 
 def main() -> None:

@@ -11,6 +11,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from agent_il.doctor import Diagnosis
 from agent_il.metrics import FileEvaluation
 from agent_il.results import LearnReport, Prediction, Task
 from agent_il.snapshots import SnapshotInfo
@@ -91,6 +92,79 @@ def learn_report(r: LearnReport) -> None:
         out.print(table)
     if r.snapshot:
         out.print(f"Snapshot of the state before: {r.snapshot} (agent-il rollback undoes this learn).")
+    learn_warnings(r)
+
+
+def learn_warnings(r: LearnReport) -> None:
+    """The calibrated threshold, intents that overlap, and texts given two labels."""
+    if r.calibration and r.calibration["threshold"] is not None:
+        c = r.calibration
+        out.print(f"Unknown below in-scope score {c['threshold']:.2f} ({c['score']}, keeps {100 * c['keep']:.0f}%).")
+    for e in r.confusions[:10]:
+        why = []
+        if e["rate"]:
+            why.append(f"{100 * e['rate']:.0f}% of its examples scored as {e['other']}")
+        if e["reverse_rate"]:
+            why.append(f"{100 * e['reverse_rate']:.0f}% of {e['other']}'s taken for it")
+        if e["near_duplicates"]:
+            d = e["near_duplicates"][0]
+            why.append(f"near-duplicate {d['text']!r} ~ {d['other_text']!r} ({d['similarity']:.2f})")
+        out.print(f"[yellow]warning[/]: {e['new']} overlaps {e['other']}: {'; '.join(why)}")
+    if len(r.confusions) > 10:
+        out.print(f"[yellow]warning[/]: {len(r.confusions) - 10} more overlapping pairs (--json lists all)")
+    for c in r.conflicts[:10]:
+        out.print(f"[yellow]warning[/]: {c['text']!r} is labelled {' and '.join(c['labels'])} ({c['where']})")
+    if len(r.conflicts) > 10:
+        out.print(f"[yellow]warning[/]: {len(r.conflicts) - 10} more conflicting texts (--json lists all)")
+
+
+def calibration(c: dict[str, Any]) -> None:
+    threshold = "none (nothing is rejected)" if c["threshold"] is None else f"{c['threshold']:.3f}"
+    out.print(f"in-scope score: {c['score']}; threshold {threshold}; keeps {100 * c['keep']:.1f}% of in-scope inputs")
+    out.print(f"calibrated on {c['source']} ({c['mode']})")
+    if "fitted_on" in c:
+        f = c["fitted_on"]
+        out.print(f"fitted on {f['out_of_scope']} out-of-scope and {f['in_scope']} in-scope labelled examples")
+
+
+def confusion_table(pairs: list[dict[str, Any]]) -> None:
+    if not pairs:
+        out.print("no confused pairs among the stored examples")
+        return
+    table = Table()
+    for col in ("intent", "taken for", "rate", "of", "prototype cos", "example"):
+        table.add_column(col, justify="right" if col in ("rate", "of", "prototype cos") else "left")
+    for p in pairs:
+        cos = "-" if p["prototype_similarity"] is None else f"{p['prototype_similarity']:.2f}"
+        example = p["examples"][0] if p["examples"] and p["examples"][0] is not None else ""
+        table.add_row(p["label"], p["confused_with"], f"{100 * p['rate']:.0f}%", str(p["rows"]), cos, example)
+    out.print(table)
+
+
+def inbox_table(items: list[dict[str, Any]], total: int) -> None:
+    if not items:
+        out.print("the inbox is empty: predict puts inputs it rejects as unknown there")
+        return
+    table = Table(title=f"{total} items in the inbox", title_justify="left")
+    for col in ("text", "closest intent", "score"):
+        table.add_column(col, justify="right" if col == "score" else "left")
+    for i in items:
+        score = "-" if i["score"] is None else f"{i['score']:.2f}"
+        table.add_row(i["text"] or "(vector)", i["closest"], score)
+    out.print(table)
+
+
+def cluster_table(clusters: list[Any]) -> None:
+    if not clusters:
+        out.print("no candidate intents: the inbox holds no group of similar inputs yet")
+        return
+    for c in clusters:
+        out.print(
+            f"[bold]{c.key}[/]  {c.size} items, cohesion {c.cohesion:.2f}, closest known intent {c.closest_intent}"
+        )
+        for text in c.examples:
+            out.print(f"    - {text if text is not None else '(vector)'}")
+    out.print("Learn one: agent-il inbox learn KEY --as NEW_INTENT")
 
 
 def prediction_dict(text: str, p: Prediction) -> dict[str, Any]:
@@ -100,13 +174,20 @@ def prediction_dict(text: str, p: Prediction) -> dict[str, Any]:
         "confidence": p.confidence,
         "top_k": [{"label": label, "confidence": c} for label, c in p.top_k],
         "evidence": [e.__dict__ for e in p.evidence],
+        "known": p.known,
+        "score": p.score,
     }
 
 
 def predictions(texts: list[str], preds: list[Prediction]) -> None:
     for text, p in zip(texts, preds):
         others = ", ".join(f"{label} {c:.2f}" for label, c in p.top_k[1:])
-        out.print(f"[bold]{p.label}[/] {p.confidence:.2f}  {text!r}" + (f"   (then: {others})" if others else ""))
+        if not p.known:
+            closest = ", ".join(f"{label} {c:.2f}" for label, c in p.top_k)
+            score = "" if p.score is None else f" (in-scope score {p.score:.2f})"
+            out.print(f"[bold yellow]{p.label}[/]{score}  {text!r}   (closest: {closest})")
+        else:
+            out.print(f"[bold]{p.label}[/] {p.confidence:.2f}  {text!r}" + (f"   (then: {others})" if others else ""))
         for e in p.evidence:
             shown = e.text if e.text is not None else "(vector)"
             out.print(f"    ~ {e.similarity:.2f} {e.label}: {shown}")
@@ -211,4 +292,24 @@ def bench_table(result: dict[str, Any], out_dir: Path) -> None:
         table.add_row(*row)
     out.print(table)
     out.print(f"default: {result['default']}; best final accuracy: {result['best']}")
+    if result.get("oos"):
+        from agent_il.reports import OOS_HEADER, oos_rows
+
+        oos = Table(title="Out-of-scope rejection of the default (95% keep target)", title_justify="left")
+        for i, col in enumerate(OOS_HEADER):
+            oos.add_column(col, justify="left" if i < 2 else "right")
+        for row in oos_rows(result["oos"]):
+            oos.add_row(*row)
+        out.print(oos)
     out.print(f"results.json, report.md and plots in {out_dir}")
+
+
+def diagnosis(d: Diagnosis) -> None:
+    checked = ", ".join(f"{n} {what}" for what, n in d.checked.items())
+    out.print(f"{d.location} (generation {d.generation}): checked {checked}")
+    for what, n in d.cleaned.items():
+        if n:
+            out.print(f"cleaned {n} {what}")
+    for problem in d.problems:
+        out.print(f"[red]problem[/red]: {problem}")
+    out.print("[green]ok[/green]" if d.ok else f"[red]{len(d.problems)} problem(s)[/red]")

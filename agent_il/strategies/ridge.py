@@ -67,7 +67,8 @@ class RidgeStrategy(Strategy):
         counts = torch.bincount(y, minlength=n_classes).double()
         weight = (_REFERENCE_COUNT / counts.clamp_min(1)).sqrt()[y]
         h = self._features(x).double()
-        self.gram += (h * weight[:, None]).T @ h
+        update = (h * weight[:, None]).T @ h
+        self.gram += (update + update.T) / 2  # exactly symmetric, so half of it is stored
         self.cross += (h * weight[:, None]).T @ torch.nn.functional.one_hot(y, n_classes).double()
         eye = torch.eye(self.gram.shape[0], dtype=torch.float64)
         chol = torch.linalg.cholesky(self.gram + self.ridge_lambda * eye)
@@ -107,7 +108,7 @@ class RidgeStrategy(Strategy):
         return {
             "projection": self.projection,
             "bias": self.bias,
-            "gram": self.gram,
+            "gram_upper": self.gram[tuple(_upper(self.gram.shape[0]))],  # symmetric: half is enough
             "cross": self.cross,
             "weights": self.weights,
             "temperature": torch.tensor(self.temperature, dtype=torch.float64),
@@ -115,5 +116,14 @@ class RidgeStrategy(Strategy):
 
     def load_tensors(self, tensors: dict[str, Tensor]) -> None:
         self.projection, self.bias = tensors["projection"], tensors["bias"]
-        self.gram, self.cross, self.weights = tensors["gram"], tensors["cross"], tensors["weights"]
+        upper, width = tensors["gram_upper"], tensors["cross"].shape[0]
+        rows, cols = _upper(width)
+        self.gram = torch.zeros(width, width, dtype=upper.dtype)
+        self.gram[rows, cols] = upper
+        self.gram[cols, rows] = upper
+        self.cross, self.weights = tensors["cross"], tensors["weights"]
         self.temperature = float(tensors["temperature"])
+
+
+def _upper(width: int) -> Tensor:
+    return torch.triu_indices(width, width)

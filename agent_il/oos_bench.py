@@ -1,0 +1,85 @@
+"""Out-of-scope figures for the benchmark (``agent-il bench`` on data with oos splits, and
+benchmarks/oos.py): the default head learns the intents in one go or task by task, is calibrated
+exactly as a workspace is (agent_il.ood.calibrate_learn), and is measured on in-scope test queries
+(a rejected one counts as wrong) and out-of-scope ones (recall), as in Larson et al. 2019. The oos
+rows are only ever measured, never learned as a class."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import torch
+
+from agent_il import ood, strategies
+from agent_il.budget import MemoryBudget
+
+KEEP = ood.DEFAULT_KEEP
+
+
+def learn(splits: dict[str, tuple[np.ndarray, np.ndarray]], tasks: list[list[str]]) -> tuple:
+    """The learner's path without Chroma: fit task by task, keep 20 herding exemplars a class,
+    and return the head, the last task's rows, which of them became exemplars, and the memory."""
+    x_all, y_all = splits["train"]
+    strategy = strategies.make(strategies.DEFAULT_STRATEGY)
+    budget = MemoryBudget(per_class=20)
+    memory: dict[str, list] = {}
+    seen: list[str] = []
+    rows = exemplar = None
+    for t, classes in enumerate(tasks, start=1):
+        rows = np.flatnonzero(np.isin(y_all, classes))
+        seen += classes
+        index = {y: i for i, y in enumerate(seen)}
+        y = np.array([index[v] for v in y_all[rows]])
+        strategy.fit(torch.from_numpy(x_all[rows]), torch.from_numpy(y), len(seen), None)
+        current = {c: x_all[[int(i) for i in ids]] for c, ids in memory.items()}
+        plan = budget.plan(memory, current, x_all[rows], y_all[rows].tolist(), len(seen), t)
+        memory = {c: [r if isinstance(r, str) else str(rows[r]) for r in refs] for c, refs in plan.items()}
+        chosen = {int(r) for refs in plan.values() for r in refs if not isinstance(r, str)}
+        exemplar = np.isin(np.arange(len(rows)), list(chosen))
+    index = {y: i for i, y in enumerate(seen)}
+    mem_rows = np.array([int(i) for ids in memory.values() for i in ids])
+    stats = ood.ClassStats.fit(x_all[mem_rows], np.array([index[v] for v in y_all[mem_rows]]), len(seen))
+    y_last = np.array([index[v] for v in y_all[rows]])
+    rest = np.array([int(i) for c, ids in memory.items() if c not in set(tasks[-1]) for i in ids], dtype=np.int64)
+    others = None
+    if len(rest):  # every class had 100 examples in its learn: ridge weight 1
+        others = (x_all[rest], np.array([index[v] for v in y_all[rest]]), np.ones(len(rest)))
+    return strategy, index, stats, x_all[rows], y_last, exemplar, others
+
+
+def measure(splits: dict[str, tuple[np.ndarray, np.ndarray]], tasks: list[list[str]]) -> dict[str, Any]:
+    """In-scope accuracy, oos recall and in-scope keep on ``test`` / ``oos_test`` for every score,
+    calibrated the product's way (``auto``) and, given a ``val`` split, at 95% keep of it (``val``)."""
+    start = time.perf_counter()
+    parts = [s for s in ("test", "val", "oos_test") if s in splits]
+    strategy, index, stats, x_last, y_last, exemplar, others = learn(splits, tasks)
+    truth = np.array([index[v] for v in splits["test"][1]])
+    logits = {s: ood.head_logits(strategy, torch.from_numpy(splits[s][0])) for s in parts}
+    right = logits["test"].argmax(1).numpy() == truth
+    out = {"closed_set_accuracy": 100.0 * float(right.mean()), "scores": {}}
+    from sklearn.metrics import roc_auc_score
+
+    for name in ood.SCORES:
+        cal = ood.calibrate_learn(strategy, x_last, y_last, exemplar, None, stats, KEEP, name, 0, others).calibration
+        got = {s: ood.score(name, ood.components(logits[s], splits[s][0], stats), cal["norm"]) for s in parts}
+        rules = [("auto", cal["threshold"])]
+        if "val" in got:
+            rules.append(("val", float(np.quantile(got["val"], 1 - KEEP))))
+        figures: dict[str, Any] = {}
+        for rule, threshold in rules:
+            kept = got["test"] >= threshold
+            figures[rule] = {
+                "threshold": threshold,
+                "in_scope_accuracy": 100.0 * float((right & kept).mean()),
+                "oos_recall": 100.0 * float((got["oos_test"] < threshold).mean()),
+                "in_scope_keep": 100.0 * float(kept.mean()),
+            }
+        both = np.concatenate([got["test"], got["oos_test"]])
+        is_in = np.r_[np.ones(len(got["test"])), np.zeros(len(got["oos_test"]))]
+        figures["auroc"] = 100.0 * float(roc_auc_score(is_in, both))
+        figures["calibrated_on"] = cal["source"]
+        out["scores"][name] = figures
+    out["seconds"] = round(time.perf_counter() - start, 1)
+    return out

@@ -1,0 +1,81 @@
+"""LangChain tools over agent-il's tool surface.
+
+Each tool is a ``BaseTool`` whose ``args_schema`` is the core's pydantic input model, so
+``convert_to_openai_tool`` and ``bind_tools`` see the schema the core validates against. Results use
+``response_format="content_and_artifact"``: the model reads a one-line answer, and code finds the
+full result (the same JSON object an MCP client gets as structured content) in
+``ToolMessage.artifact``. Refusals become ``ToolException``; with ``handle_tool_error`` on, the
+agent gets them as an error ``ToolMessage`` and the loop goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import Any, Literal
+
+from langchain_core.callbacks import AsyncCallbackManagerForToolRun, CallbackManagerForToolRun
+from langchain_core.tools import BaseTool, BaseToolkit, ToolException
+from pydantic import BaseModel, ConfigDict, Field
+
+from agent_il.errors import AgentILError
+from agent_il.tools import IntentTools, ToolLimits, ToolSpec, validation_message
+
+
+class IntentTool(BaseTool):
+    """One agent-il tool. Build them with :class:`IntentToolkit`."""
+
+    name: str
+    description: str
+    args_schema: type[BaseModel]
+    response_format: Literal["content", "content_and_artifact"] = "content_and_artifact"
+    handle_tool_error: bool = True
+    handle_validation_error: Any = validation_message  # the core's wording, for args_schema's own check
+    intent_tools: IntentTools = Field(exclude=True)
+
+    @classmethod
+    def from_spec(cls, tools: IntentTools, spec: ToolSpec) -> IntentTool:
+        return cls(
+            name=spec.name,
+            description=spec.description,
+            args_schema=spec.input_model,
+            intent_tools=tools,
+            metadata={"read_only": spec.read_only, "title": spec.title},
+        )
+
+    def _call(self, arguments: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        try:
+            result = self.intent_tools.call(self.name, arguments)
+        except AgentILError as exc:
+            raise ToolException(str(exc)) from exc
+        return result.summary(), result.model_dump(mode="json")
+
+    def _run(self, run_manager: CallbackManagerForToolRun | None = None, **kwargs: Any) -> tuple[str, dict[str, Any]]:
+        return self._call(kwargs)
+
+    async def _arun(
+        self, run_manager: AsyncCallbackManagerForToolRun | None = None, **kwargs: Any
+    ) -> tuple[str, dict[str, Any]]:
+        # Encoding and learning are CPU work: keep them off the event loop.
+        return await asyncio.to_thread(self._call, kwargs)
+
+
+class IntentToolkit(BaseToolkit):
+    """classify_intent and list_intents, plus learn_intent when ``tools`` allows learning.
+
+    ``IntentToolkit(tools=IntentTools(learner))``, or ``IntentToolkit.from_home("./kb")``.
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    tools: IntentTools
+
+    @classmethod
+    def from_home(
+        cls, home: str | os.PathLike[str], *, allow_learning: bool = False, limits: ToolLimits | None = None
+    ) -> IntentToolkit:
+        """Tools over the workspace at ``home``, opened on first use. Learning stays off unless asked."""
+        return cls(tools=IntentTools(home, allow_learning=allow_learning, limits=limits))
+
+    def get_tools(self) -> list[BaseTool]:
+        return [IntentTool.from_spec(self.tools, spec) for spec in self.tools.specs()]

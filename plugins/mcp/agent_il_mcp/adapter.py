@@ -1,0 +1,20 @@
+"""The entry point ``agent-il`` finds (group ``agent_il.adapters``, name ``mcp``). It imports the
+MCP SDK only when serving, so ``agent-il plugins`` stays fast."""
+
+from __future__ import annotations
+
+from agent_il.tools import Adapter, IntentTools, ServeOptions
+
+
+def _serve(tools: IntentTools, options: ServeOptions) -> None:
+    from agent_il_mcp.server import serve
+
+    serve(tools, transport=options.transport, host=options.host, port=options.port)
+
+
+ADAPTER = Adapter(
+    name="mcp",
+    description="MCP server over stdio or streamable HTTP",
+    transports=("stdio", "http"),
+    serve=_serve,
+)

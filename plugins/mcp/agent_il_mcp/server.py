@@ -1,0 +1,95 @@
+"""An MCP server (the official SDK's ``MCPServer``) exposing agent-il's tool surface.
+
+Each tool's parameters and structured output come from the core's pydantic models, so the schema
+an MCP client sees is the one the core validates against. A refusal (bad argument, over a limit)
+is raised as the SDK's ``ToolError``, which the client receives as a tool result with ``isError``
+and the core's message; the server keeps serving. Read tools carry ``readOnlyHint``; learn_intent
+is not offered at all unless learning is allowed.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Annotated, Any
+
+from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp_types import ToolAnnotations
+from pydantic import WithJsonSchema
+
+import agent_il
+from agent_il.errors import AgentILError
+from agent_il.tools import DEFAULT_PORT, IntentTools, ToolResult, ToolSpec
+
+TRANSPORTS = {"stdio": "stdio", "http": "streamable-http"}
+INSTRUCTIONS = (
+    "Intent classification for this agent. Call classify_intent on a user's message to learn what they want "
+    "(label 'unknown' means it fits no known intent); list_intents shows what is known. learn_intent, when "
+    "offered, teaches a new intent from example messages: use it only when a user explicitly asks."
+)
+
+
+def _annotations(spec: ToolSpec) -> ToolAnnotations:
+    if spec.read_only:
+        return ToolAnnotations(title=spec.title, read_only_hint=True, idempotent_hint=True, open_world_hint=False)
+    # learn_intent adds knowledge (undone by a rollback) and does not delete any: not destructive.
+    return ToolAnnotations(
+        title=spec.title, read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False
+    )
+
+
+def _tool_function(tools: IntentTools, spec: ToolSpec) -> Any:
+    """A function whose signature mirrors ``spec.input_model`` (the SDK derives the input schema
+    from it) and whose return annotation is ``spec.output_model`` (structured output).
+
+    Each parameter keeps its type (the SDK checks it, and leaves strings alone) and publishes the
+    core's schema for it, constraints included, but the constraints themselves are checked by the
+    core: one validator, the operator's limits, and messages that do not echo the caller's text."""
+
+    def call(**arguments: Any) -> ToolResult:
+        try:
+            return tools.call(spec.name, arguments)
+        except AgentILError as exc:
+            raise ToolError(str(exc)) from exc
+
+    schema = spec.input_model.model_json_schema()["properties"]
+    params = [
+        inspect.Parameter(
+            name,
+            inspect.Parameter.KEYWORD_ONLY,
+            annotation=Annotated[(f.annotation, WithJsonSchema(schema[name]))],
+            default=inspect.Parameter.empty if f.is_required() else f.default,
+        )
+        for name, f in spec.input_model.model_fields.items()
+    ]
+    call.__signature__ = inspect.Signature(params, return_annotation=spec.output_model)  # type: ignore[attr-defined]
+    call.__name__ = call.__qualname__ = spec.name
+    return call
+
+
+def build_server(tools: IntentTools, name: str = "agent-il") -> MCPServer:
+    """An MCP server offering ``tools.specs()``: classify_intent and list_intents, and
+    learn_intent only when ``tools`` allows learning."""
+    server: MCPServer = MCPServer(name, instructions=INSTRUCTIONS, version=agent_il.__version__, log_level="WARNING")
+    for spec in tools.specs():
+        server.add_tool(
+            _tool_function(tools, spec),
+            name=spec.name,
+            title=spec.title,
+            description=spec.description,
+            annotations=_annotations(spec),
+            structured_output=True,
+        )
+    return server
+
+
+def serve(tools: IntentTools, transport: str = "stdio", host: str = "127.0.0.1", port: int = DEFAULT_PORT) -> None:
+    """Serve until interrupted. ``transport``: ``stdio``, or ``http`` (streamable HTTP at ``/mcp``).
+    Binding a non-loopback host is the caller's decision (``agent-il serve`` refuses it unless told)."""
+    if transport not in TRANSPORTS:
+        raise ValueError(f"transport must be one of {', '.join(TRANSPORTS)}, got {transport!r}")
+    server = build_server(tools)
+    if transport == "stdio":
+        server.run("stdio")
+    else:
+        server.run("streamable-http", host=host, port=port)
