@@ -97,47 +97,6 @@ class IntentLearner:
         ``database``) and is shared with every process that opens it there; without it, ``path``
         is a directory with an embedded Chroma that one process at a time may open (another one
         waits ``wait`` seconds, then gets :class:`agent_il.workspace.WorkspaceBusyError`)."""
-        if chroma_url is not None:
-            from agent_il.server import DEFAULT_DATABASE, DEFAULT_TENANT, ServerWorkspace
-
-            ws: Workspace = ServerWorkspace(chroma_url, name, tenant or DEFAULT_TENANT, database or DEFAULT_DATABASE)
-        elif path is None:
-            raise InvalidInputError("give a workspace directory, or a Chroma server URL")
-        else:
-            ws = LocalWorkspace(path, wait=wait)
-        try:
-            return cls._open(
-                ws,
-                encoder,
-                model,
-                device,
-                create,
-                strategy,
-                strategy_config,
-                memory_per_class,
-                memory_total,
-                selection,
-                auto_snapshots,
-            )
-        except BaseException:
-            ws.close()
-            raise
-
-    @classmethod
-    def _open(
-        cls,
-        ws: Workspace,
-        encoder: Encoder | None,
-        model: str | os.PathLike[str] | None,
-        device: str | None,
-        create: bool,
-        strategy: str | None,
-        strategy_config: dict[str, Any] | None,
-        memory_per_class: int | None,
-        memory_total: int | None,
-        selection: str | None,
-        auto_snapshots: int | None,
-    ) -> IntentLearner:
         wanted_model = encoder.model_id if encoder is not None else (normalise_model_id(model) if model else None)
         asked = {
             "model": wanted_model,
@@ -148,17 +107,27 @@ class IntentLearner:
             "selection": selection,
             "auto_snapshots": auto_snapshots,
         }
-        if ws.exists():
-            state = ws.read_state()
-            _check_same(state, asked)
-        elif not create:
-            raise WorkspaceError(f"no agent-il workspace at {ws.location}")
+        if chroma_url is not None:
+            from agent_il.server import DEFAULT_DATABASE, DEFAULT_TENANT, ServerWorkspace
+
+            ws: Workspace = ServerWorkspace(chroma_url, name, tenant or DEFAULT_TENANT, database or DEFAULT_DATABASE)
+        elif path is None:
+            raise InvalidInputError("give a workspace directory, or a Chroma server URL")
         else:
-            ws.create(_new_state(**asked))
-            state = ws.read_state()
-            _check_same(state, asked)  # on a server, another process may have created it first
-        encoder = encoder or Encoder(state["model"], device=device)
-        return cls(ws, state, encoder)
+            ws = LocalWorkspace(path, wait=wait)
+        try:
+            if ws.exists():
+                state = ws.read_state()
+            elif not create:
+                raise WorkspaceError(f"no agent-il workspace at {ws.location}")
+            else:
+                ws.create(_new_state(**asked))
+                state = ws.read_state()  # on a server, another process may have created it first
+            _check_same(state, asked)
+            return cls(ws, state, encoder or Encoder(state["model"], device=device))
+        except BaseException:
+            ws.close()
+            raise
 
     def _adopt(self, state: dict[str, Any], strategy: Strategy | None = None) -> None:
         if strategy is None:
