@@ -8,6 +8,7 @@ names are orphans of an interrupted operation and are removed by :meth:`RecordSt
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
@@ -40,8 +41,9 @@ class Records:
     texts: list[str | None] = field(default_factory=list)
     metadatas: list[Metadata] = field(default_factory=list)
 
-    @property
+    @functools.cached_property
     def labels(self) -> list[str]:
+        """Built once: callers index it per row (records are never edited in place)."""
         return [str(m["label"]) for m in self.metadatas]
 
     def take(self, rows: Sequence[int]) -> Records:
