@@ -192,6 +192,9 @@ class ServerWorkspace(Workspace):
         if old:
             self._meta.delete(ids=[_head_id(g) for g in old])
 
+    def close(self) -> None:
+        """Nothing to release: a server workspace is never owned by one process."""
+
     def clean_temporary(self, older_than: float = 0.0) -> int:
         return self.blobs.clean(older_than)
 

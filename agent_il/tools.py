@@ -92,8 +92,8 @@ class ToolResult(BaseModel):
     """Every tool's output: the full result as fields, and a one-line ``summary()`` for a model
     that only needs the answer (LangChain puts it in the message and the result in the artifact)."""
 
-    def summary(self) -> str:  # pragma: no cover - every result overrides it
-        raise NotImplementedError
+    def summary(self) -> str:
+        return self.model_dump_json()
 
 
 class IntentScore(BaseModel):

@@ -22,6 +22,7 @@ the publish leaves the old state in force, after it the new one.
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import hashlib
 import json
@@ -74,7 +75,7 @@ def weights_generation(key: str) -> int:
     return int(Path(key).name.split("-", 1)[0].split(".", 1)[0])
 
 
-class Workspace:
+class Workspace(abc.ABC):
     """What both kinds of workspace share: weights as blobs, generations, garbage collection."""
 
     location: str
@@ -82,42 +83,49 @@ class Workspace:
     client: Any
     shared: bool  # True where other processes may commit at any time (server mode)
 
+    @abc.abstractmethod
     def exists(self) -> bool:
-        raise NotImplementedError
+        """Whether a workspace was created here (opening never creates one by accident)."""
 
+    @abc.abstractmethod
     def create(self, state: dict[str, Any]) -> None:
-        raise NotImplementedError
+        """Publish ``state`` as generation 0."""
 
+    @abc.abstractmethod
     def read_state(self) -> dict[str, Any]:
-        raise NotImplementedError
+        """The newest committed state."""
 
     def latest_generation(self) -> int:
         return int(self.read_state()["generation"])
 
+    @abc.abstractmethod
     def _publish(self, state: dict[str, Any]) -> None:
         """Make ``state`` the current one, or raise :class:`Conflict` if its generation is taken."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def writing(self) -> contextlib.AbstractContextManager[None]:
         """Held around every change made by this process."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def collection(self, store: str) -> str:
-        raise NotImplementedError
+        """The Chroma collection that holds ``store`` (exemplars, holdout, inbox)."""
 
+    @abc.abstractmethod
     def cache_path(self, model_id: str) -> Path | None:
-        raise NotImplementedError
+        """Where this host keeps text -> embedding caches for ``model_id``."""
 
+    @abc.abstractmethod
     def size_bytes(self) -> int:
-        raise NotImplementedError
+        """What the workspace occupies (files on disk, or its blobs on a server)."""
 
+    @abc.abstractmethod
     def close(self) -> None:
         """Let other processes open the workspace."""
 
+    @abc.abstractmethod
     def clean_temporary(self, older_than: float = 0.0) -> int:
         """Remove what interrupted writes left behind (once ``older_than`` seconds old where other
         processes may be writing); returns how many."""
-        raise NotImplementedError
 
     def initial_state(self, state: dict[str, Any]) -> dict[str, Any]:
         return {**state, "schema": SCHEMA_VERSION, "generation": 0, "weights": None}
