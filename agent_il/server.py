@@ -184,11 +184,11 @@ class ServerWorkspace(Workspace):
         got = self._meta.get(ids=[_head_id(generation)], include=["metadatas"])
         if not got["ids"] or got["metadatas"][0].get("writer") != token:
             raise Conflict(f"{self.location}: generation {generation} was committed by another writer")
-        newer = [g for g in self._generations() if g > generation]
-        if newer:  # we were so far behind that our generation had been collected: undo
+        generations = self._generations()
+        if generations[-1] > generation:  # so far behind that our generation had been collected: undo
             self._meta.delete(ids=[_head_id(generation)])
             raise Conflict(f"{self.location}: generation {generation} is stale")
-        old = [g for g in self._generations() if g <= generation - KEEP_HEADS]
+        old = [g for g in generations if g <= generation - KEEP_HEADS]
         if old:
             self._meta.delete(ids=[_head_id(g) for g in old])
 
@@ -206,5 +206,4 @@ class ServerWorkspace(Workspace):
         return base / f"{hashlib.sha256(model_id.encode()).hexdigest()[:16]}.sqlite"
 
     def size_bytes(self) -> int:
-        total = sum(self.blobs.size(k) for k in self.blobs.keys())
-        return total
+        return sum(self.blobs.size(k) for k in self.blobs.keys())
