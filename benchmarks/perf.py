@@ -195,6 +195,18 @@ def test_queries(sets: dict[str, Any], n: int, classes: int) -> list[str]:
 
 
 # --------------------------------------------------------------------------- predict / latency / learn
+# The parts of one predict that the profiles split out (name -> file:function).
+PREDICT_PARTS = {
+    "predict": "learner.py:predict",
+    "model_encode": "sentence_transformer/model.py:encode",
+    "cache_get": "embedding_cache.py:get_many",
+    "cache_put": "embedding_cache.py:put_many",
+    "head_logits": "ridge.py:logits",
+    "reject": "knowledge.py:reject",
+    "evidence_chroma": "memory.py:nearest",
+}
+
+
 def section_predict(args: argparse.Namespace, ctx: dict[str, Any]) -> dict[str, Any]:
     learner, model = ctx["learner"], ctx["learner"].encoder.model
     queries = test_queries(ctx["sets"], args.queries, ctx["classes"])
@@ -242,18 +254,7 @@ def section_predict(args: argparse.Namespace, ctx: dict[str, Any]) -> dict[str, 
         "baseline": f"SentenceTransformer.encode(texts, batch_size={bs}, normalize_embeddings=True), same model object",
         "goal": "predict throughput >= 0.95 x bare encode",
         "modes": rows,
-        "profile_evidence3_s": profile_top(
-            prof,
-            {
-                "predict": "learner.py:predict",
-                "model_encode": "sentence_transformer/model.py:encode",
-                "cache_get": "embedding_cache.py:get_many",
-                "cache_put": "embedding_cache.py:put_many",
-                "head_logits": "ridge.py:logits",
-                "reject": "knowledge.py:reject",
-                "evidence_chroma": "memory.py:nearest",
-            },
-        ),
+        "profile_evidence3_s": profile_top(prof, PREDICT_PARTS),
     }
 
 
@@ -311,18 +312,7 @@ def section_latency(args: argparse.Namespace, ctx: dict[str, Any]) -> dict[str, 
         "baseline": "SentenceTransformer.encode([text]) p50, same model object, same queries",
         "goal": "p50 predict <= p50 bare encode + 3 ms; report p99",
         "modes": rows,
-        "profile_50_single_predicts_evidence3_s": profile_top(
-            prof,
-            {
-                "predict": "learner.py:predict",
-                "model_encode": "sentence_transformer/model.py:encode",
-                "cache_get": "embedding_cache.py:get_many",
-                "cache_put": "embedding_cache.py:put_many",
-                "head_logits": "ridge.py:logits",
-                "reject": "knowledge.py:reject",
-                "evidence_chroma": "memory.py:nearest",
-            },
-        ),
+        "profile_50_single_predicts_evidence3_s": profile_top(prof, PREDICT_PARTS),
     }
 
 
