@@ -289,7 +289,6 @@ __all__ = [
     "SCHEMA_VERSION",
     "Conflict",
     "LocalWorkspace",
-    "Timeout",
     "Workspace",
     "WorkspaceBusyError",
     "decode_tensors",
