@@ -50,7 +50,7 @@ def diagnose(learner: IntentLearner, *, orphan_age: float) -> Diagnosis:
             live = _live(state, store)
             found.checked[store] = len(live)
             try:
-                recs = learner.stores[store].load(live)
+                recs = learner.stores[store].load(live, from_chroma=True)
             except AgentILError as exc:
                 found.problems.append(f"{store}: {exc}")
                 continue
@@ -76,7 +76,8 @@ def diagnose(learner: IntentLearner, *, orphan_age: float) -> Diagnosis:
                 learner.snapshots.load(name)
             except AgentILError as exc:
                 found.problems.append(f"snapshot {name}: {exc}")
-        found.cleaned["unfinished snapshot files"] = len(learner.snapshots.clean(min_age=orphan_age))
-        found.cleaned["unused weights"] = len(ws.collect_garbage(state, keep=learner.snapshots.weights_in_use()))
+        removed, in_use = learner.snapshots.tidy(min_age=orphan_age)
+        found.cleaned["unfinished snapshot files"] = len(removed)
+        found.cleaned["unused weights"] = len(ws.collect_garbage(state, keep=in_use))
         found.cleaned["temporary files"] = ws.clean_temporary(older_than=orphan_age)
     return found

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from agent_il import knowledge, strategies, validation
+from agent_il import knowledge, ood, strategies, validation
 from agent_il.budget import MemoryBudget
 from agent_il.doctor import Diagnosis
 from agent_il.embedding_cache import EmbeddingCache
@@ -303,7 +303,9 @@ class IntentLearner:
                 state["exemplars"], added = self._plan_exemplars(old, memory, train, len(state["labels"]), task_id)
                 if test.ids:
                     state["holdout"][str(task_id)] = test.ids
-                accuracy = self._holdout_accuracy(old, strategy, state, held, test)
+                both = Records.concat([held, test])  # every held-out slice, in state["holdout"] order
+                held_logits = ood.head_logits(strategy, torch.from_numpy(both.x)) if both.ids else None
+                accuracy = self._holdout_accuracy(old, state, both, held_logits)
                 if test.ids or accuracy:
                     state["evaluation"].append(
                         {"after_task": task_id, "accuracy": {str(t): a["after"] for t, a in accuracy.items()}}
@@ -313,7 +315,9 @@ class IntentLearner:
                 record = Task(task_id, name, seen, new_classes, counts, len(labels), _now(), seconds)
                 state["tasks"].append(record.__dict__)
                 state["updated"] = record.time
-                checks = knowledge.at_learn(self, old, state, strategy, train, memory, added, [held, test], task_id)
+                checks = knowledge.at_learn(
+                    self, old, state, strategy, train, memory, added, [held, test], task_id, held_logits
+                )
                 planned = time.perf_counter()
                 added_records = {"exemplars": added, "holdout": test}
                 snap = self._commit(state, strategy, added_records, previous={"exemplars": memory, "holdout": held})
@@ -351,20 +355,27 @@ class IntentLearner:
         return exemplars, train.take(new_rows)
 
     def _holdout_accuracy(
-        self, old: dict[str, Any], strategy: Strategy, state: dict[str, Any], held: Records, test: Records
+        self, old: dict[str, Any], state: dict[str, Any], both: Records, logits: torch.Tensor | None
     ) -> dict[int, dict[str, float | None]]:
-        """Accuracy on every task's held-out slice before (old head) and after (new head) this learn.
-        ``held`` holds the earlier slices, in the order ``old["holdout"]`` lists them."""
+        """Accuracy on every task's held-out slice (``both``, in ``state["holdout"]`` order, scored
+        by the new head as ``logits``) before (old head) and after this learn. "Before" is what the
+        learn that made the old head measured as its "after", when it is on record."""
+        last = old["evaluation"][-1] if old["evaluation"] else None
+        on_record = last["accuracy"] if last and old["tasks"] and last["after_task"] == old["tasks"][-1]["id"] else {}
+        right = np.zeros(0, dtype=bool) if logits is None else _correct(logits, state["labels"], both)
         out: dict[int, dict[str, float | None]] = {}
         start = 0
         for key, ids in state["holdout"].items():
-            recs = test
-            if key in old["holdout"]:
-                recs, start = held.take(range(start, start + len(ids))), start + len(ids)
+            rows = range(start, start + len(ids))
+            start += len(ids)
             before = None
             if key in old["holdout"] and old["labels"]:
-                before = _accuracy(self.strategy, old["labels"], recs)
-            out[int(key)] = {"before": before, "after": _accuracy(strategy, state["labels"], recs)}
+                before = on_record.get(key)
+                if before is None:
+                    recs = both.take(rows)
+                    old_logits = self.strategy.logits(torch.from_numpy(recs.x))
+                    before = 100.0 * float(_correct(old_logits, old["labels"], recs).mean())
+            out[int(key)] = {"before": before, "after": 100.0 * float(right[rows.start : rows.stop].mean())}
         return out
 
     def _commit(
@@ -402,13 +413,15 @@ class IntentLearner:
         for name in autos[: max(0, len(autos) - state["auto_snapshots"])]:
             with contextlib.suppress(InvalidInputError):  # another writer trimmed it first
                 self.snapshots.delete(name)
-        self.workspace.collect_garbage(state, keep=self.snapshots.weights_in_use())
+        _, in_use = self.snapshots.tidy(min_age=ORPHAN_AGE if self.workspace.shared else 0.0)
+        self.workspace.collect_garbage(state, keep=in_use)
         return snap
 
     @contextmanager
     def _writing(self) -> Iterator[None]:
         """Take this process's turn to write, catch up with other writers, clear crash leftovers
-        (on a shared server only old ones: young ones may be another writer's work in progress)."""
+        (on a shared server only old ones: young ones may be another writer's work in progress;
+        unfinished snapshot files go after the next commit, :meth:`Snapshots.tidy`)."""
         with self.workspace.writing():
             latest = self.workspace.read_state()
             if latest["generation"] != self.state["generation"]:
@@ -417,7 +430,6 @@ class IntentLearner:
             self.workspace.clean_temporary(older_than=age)
             for store in STORES:
                 self.stores[store].prune(_live(self.state, store), min_age=age)
-            self.snapshots.clean(min_age=age)
             yield
 
     def _attempts(self) -> Iterator[contextlib.AbstractContextManager[None]]:
@@ -539,7 +551,7 @@ class IntentLearner:
         top_p, top_i = probs.topk(min(k, probs.shape[1]), dim=-1)
         scores, kept = knowledge.reject(self, logits, x)
         labels = self.state["labels"]
-        near = self.memory.nearest(x, evidence, self.state["generation"] if self.workspace.shared else None)
+        near = knowledge.exemplars(self).nearest(x, evidence)
         out = []
         for n, (p_row, i_row, ev) in enumerate(zip(top_p.tolist(), top_i.tolist(), near)):
             top = [(labels[i], float(p)) for p, i in zip(p_row, i_row)]
@@ -587,7 +599,6 @@ class IntentLearner:
         labels: Sequence[str] | None,
         oos_label: str,
     ) -> dict[str, Any]:
-        from agent_il import ood
 
         cal = self.state.get("ood")
         if cal is None:
@@ -616,7 +627,7 @@ class IntentLearner:
             x = self._encode(texts)
             logits = self.strategy.logits(torch.from_numpy(x))
             head = ood.head_logits(self.strategy, torch.from_numpy(x))
-            scores = ood.score(cal["score"], ood.components(head, x, knowledge.exemplar_stats(self)), cal["norm"])
+            scores = ood.score(cal["score"], ood.components(head, x, knowledge.exemplars(self).stats), cal["norm"])
             out_mask = np.array(outside)
             right = np.array([self.state["labels"][i] == y for i, y in zip(logits.argmax(1).tolist(), label_list)])
             in_scores, in_right = scores[~out_mask], right[~out_mask]
@@ -722,10 +733,10 @@ class IntentLearner:
         return self.encoder.encode(texts, cache=self._cache, on_progress=on_progress)
 
 
-def _accuracy(strategy: Strategy, labels: list[str], recs: Records) -> float:
+def _correct(logits: torch.Tensor, labels: list[str], recs: Records) -> np.ndarray:
+    """Whether the head's ``logits`` of ``recs`` label each one right."""
     index = {y: i for i, y in enumerate(labels)}
-    predicted = strategy.logits(torch.from_numpy(recs.x)).argmax(1).tolist()
-    return 100.0 * float(np.mean([p == index.get(y, -1) for p, y in zip(predicted, recs.labels)]))
+    return logits.argmax(1).numpy() == np.array([index.get(y, -1) for y in recs.labels], dtype=np.int64)
 
 
 def _split_holdout(batch: Records, fraction: float, seed: int) -> tuple[Records, Records]:

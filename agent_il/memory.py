@@ -1,5 +1,5 @@
 """Labelled embeddings kept in Chroma: the exemplar memory (replay buffer and the agent's
-knowledge base, queried for evidence at predict time) and the held-out test slices.
+knowledge base, the evidence behind predictions) and the held-out test slices.
 
 Records are never edited in place. A learn adds new records first, the workspace commit then
 names which ids are live, and only after that are dropped ids deleted; ids that no commit
@@ -56,18 +56,39 @@ class Records:
         )
 
     @classmethod
+    def concat(cls, parts: Sequence[Records]) -> Records:
+        parts = [p for p in parts if p.ids]
+        if not parts:
+            return cls.empty()
+        return cls(
+            [i for p in parts for i in p.ids],
+            np.concatenate([p.x for p in parts]),
+            [t for p in parts for t in p.texts],
+            [m for p in parts for m in p.metadatas],
+        )
+
+    @classmethod
     def empty(cls, dim: int = 0) -> Records:
         return cls([], np.zeros((0, dim), dtype=np.float32), [], [])
 
 
+_Row = tuple[np.ndarray, str | None, Metadata]
+
+
 class RecordStore:
     """One Chroma collection of labelled embeddings (cosine space, no embedding function:
-    embeddings always come from our encoder)."""
+    embeddings always come from our encoder).
+
+    Records are immutable once added, so the rows this process has read are kept in process and
+    a learn reads from Chroma only what was added since: a learn no longer costs a read of the
+    whole memory. (Rows are kept as Chroma returns them, not as added: a cosine collection
+    renormalises embeddings, which moves the last bit of some values.)"""
 
     def __init__(self, client: Any, collection: str) -> None:
         self._col = client.get_or_create_collection(
             collection, embedding_function=None, configuration={"hnsw": {"space": "cosine"}}
         )
+        self._rows: dict[str, _Row] = {}
 
     def add(self, records: Records, generation: int = 0) -> None:
         """Add ``records`` for the commit of ``generation`` (readers of an older state skip
@@ -85,16 +106,22 @@ class RecordStore:
         ids = list(ids)
         for s in range(0, len(ids), _BATCH):
             self._col.delete(ids=ids[s : s + _BATCH])
+        for i in ids:
+            self._rows.pop(i, None)
 
-    def load(self, ids: Sequence[str]) -> Records:
-        """The records of ``ids``, in the order given; all of them must exist."""
+    def load(self, ids: Sequence[str], *, from_chroma: bool = False) -> Records:
+        """The records of ``ids``, in the order given; all of them must exist. ``from_chroma``
+        reads every one from the store (to check it), not from what this process holds."""
         if not ids:
             return Records.empty()
-        rows: dict[str, tuple[np.ndarray, str | None, Metadata]] = {}
-        for s in range(0, len(ids), _BATCH):
-            got = self._col.get(ids=list(ids[s : s + _BATCH]), include=["embeddings", "documents", "metadatas"])
+        rows = {} if from_chroma else {i: self._rows[i] for i in ids if i in self._rows}
+        wanted = [i for i in ids if i not in rows]
+        for s in range(0, len(wanted), _BATCH):
+            got = self._col.get(ids=wanted[s : s + _BATCH], include=["embeddings", "documents", "metadatas"])
             for i, emb, doc, meta in zip(got["ids"], got["embeddings"], got["documents"], got["metadatas"]):
                 rows[i] = (np.asarray(emb, dtype=np.float32), doc, dict(meta))
+        if not from_chroma:
+            self._rows.update((i, rows[i]) for i in wanted if i in rows)
         missing = [i for i in ids if i not in rows]
         if missing:
             raise WorkspaceError(f"the Chroma store lost {len(missing)} committed records (e.g. {missing[0]})")
@@ -116,29 +143,12 @@ class RecordStore:
             old = self._col.get(where={"stored": {"$lt": time.time() - min_age}}, include=[])["ids"]
         else:
             old = self._col.get(include=[])["ids"]
-        orphans = set(old) - set(live)
+        live = set(live)
+        orphans = set(old) - live
         self.delete(orphans)
+        for i in self._rows.keys() - live:  # another writer dropped them
+            del self._rows[i]
         return len(orphans)
 
     def count(self) -> int:
         return int(self._col.count())
-
-    def nearest(self, x: np.ndarray, n: int, generation: int | None = None) -> list[list[Evidence]]:
-        """The ``n`` stored records most similar to each row of ``x``; with ``generation``, only
-        records committed by then (on a shared server, another writer's learn in progress has
-        added records that its commit does not name yet)."""
-        if n <= 0 or len(x) == 0:
-            return [[] for _ in range(len(x))]
-        res = self._col.query(  # one round trip: Chroma returns fewer than n when it holds fewer
-            query_embeddings=np.ascontiguousarray(x, dtype=np.float32),
-            n_results=n,
-            where={"generation": {"$lte": generation}} if generation is not None else None,
-            include=["documents", "metadatas", "distances"],
-        )
-        return [
-            [
-                Evidence(text=doc, label=str(meta["label"]), task=str(meta["task"]), similarity=1.0 - float(dist))
-                for doc, meta, dist in zip(docs, metas, dists)
-            ]
-            for docs, metas, dists in zip(res["documents"], res["metadatas"], res["distances"])
-        ]

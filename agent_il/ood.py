@@ -21,6 +21,7 @@ workspace keeps the target keep rate, so every learn recalibrates it.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +39,7 @@ CALIBRATION_ROWS = 2000  # in-scope rows a learn calibrates on (random subset be
 # A learn with this many rows of its own calibrates on them alone; a smaller one adds the other
 # intents' exemplars (herding picks central ones, whose scores run high: a stricter threshold).
 OWN_ROWS = 500
+OTHER_ROWS = 500  # of those exemplars: enough for a 5% quantile, and each costs a leave-one-out solve
 ENERGY_TEMPERATURE = 0.05  # for the ridge head's raw scores (the temperature it fits on all of CLINC150)
 QUANTILES = 101  # the calibration score distribution kept in the state: 0%, 1%, ..., 100%
 
@@ -58,18 +60,38 @@ class ClassStats:
     def fit(cls, x: np.ndarray, y: np.ndarray, n_classes: int) -> ClassStats:
         x = x.astype(np.float64)
         dim = x.shape[1]
-        means = np.full((n_classes, dim), np.nan)
-        for c in np.unique(y):
-            means[c] = x[y == c].mean(0)
+        counts = np.bincount(y, minlength=n_classes)
+        sums = np.zeros((n_classes, dim))
+        np.add.at(sums, y, x)  # linear in rows, whatever the number of classes
+        with np.errstate(invalid="ignore", divide="ignore"):
+            means = sums / counts[:, None]  # NaN rows: classes without exemplars
         centred = x - means[y]
         background = x.mean(0)
         return cls(
             means=means,
-            counts=np.bincount(y, minlength=n_classes),
+            counts=counts,
             precision=_shrunk_inverse(centred.T @ centred / max(len(x), 1), len(x)),
             background_mean=background,
             background_precision=_shrunk_inverse(np.cov((x - background).T, bias=True).reshape(dim, dim), len(x)),
         )
+
+    @functools.cached_property
+    def known(self) -> np.ndarray:
+        """Classes with exemplars."""
+        return ~np.isnan(self.means).any(1)
+
+    @functools.cached_property
+    def unit_means(self) -> np.ndarray:
+        means = self.means[self.known]
+        return means / np.linalg.norm(means, axis=1, keepdims=True).clip(1e-12)
+
+    @functools.cached_property
+    def classes(self) -> _Gaussians:
+        return _Gaussians(self.means[self.known], self.precision)
+
+    @functools.cached_property
+    def background(self) -> _Gaussians:
+        return _Gaussians(self.background_mean[None, :], self.background_precision)
 
 
 def _shrunk_inverse(cov: np.ndarray, n: int) -> np.ndarray:
@@ -82,9 +104,17 @@ def _shrunk_inverse(cov: np.ndarray, n: int) -> np.ndarray:
     return np.linalg.inv((1 - shrink) * cov + shrink * scale * np.eye(dim))
 
 
-def _mahalanobis(x: np.ndarray, means: np.ndarray, precision: np.ndarray) -> np.ndarray:
-    xp = x @ precision
-    return (xp * x).sum(1)[:, None] - 2 * xp @ means.T + ((means @ precision) * means).sum(1)[None, :]
+class _Gaussians:
+    """Squared Mahalanobis distances to ``means`` under one ``precision``, with the parts that do
+    not depend on the input computed once: a predict then costs ``d^2 + d C``, not ``C d^2``."""
+
+    def __init__(self, means: np.ndarray, precision: np.ndarray) -> None:
+        self.precision = precision
+        self.projected = precision @ means.T  # d x C
+        self.offsets = (means.T * self.projected).sum(0)  # mu_c^T P mu_c
+
+    def distances(self, x: np.ndarray) -> np.ndarray:
+        return ((x @ self.precision) * x).sum(1)[:, None] - 2 * x @ self.projected + self.offsets[None, :]
 
 
 def components(
@@ -98,24 +128,23 @@ def components(
         "energy": torch.logsumexp(logits, 1).numpy(),
     }
     if stats is not None:
-        known = ~np.isnan(stats.means).any(1)
+        known = stats.known
         if known.any():
             x64 = x.astype(np.float64)
-            means = stats.means[known]
-            unit = means / np.linalg.norm(means, axis=1, keepdims=True).clip(1e-12)
-            cos = x64 @ unit.T
-            dist = _mahalanobis(x64, means, stats.precision)
+            cos = x64 @ stats.unit_means.T
+            dist = stats.classes.distances(x64)
             if own is not None:
                 column = np.cumsum(known) - 1  # class index -> column among the known ones
-                for i in np.flatnonzero((own >= 0) & (stats.counts[np.maximum(own, 0)] > 1)):
-                    c, n = own[i], stats.counts[own[i]]
-                    mean = (n * stats.means[c] - x64[i]) / (n - 1)
-                    d = x64[i] - mean
-                    dist[i, column[c]] = d @ stats.precision @ d
-                    cos[i, column[c]] = x64[i] @ mean / max(np.linalg.norm(mean), 1e-12)
+                rows = np.flatnonzero((own >= 0) & (stats.counts[np.maximum(own, 0)] > 1))
+                c, n = own[rows], stats.counts[own[rows]][:, None].astype(np.float64)
+                mean = (n * stats.means[c] - x64[rows]) / (n - 1)  # the class mean without the row
+                d = x64[rows] - mean
+                dist[rows, column[c]] = ((d @ stats.precision) * d).sum(1)
+                norms = np.linalg.norm(mean, axis=1).clip(1e-12)
+                cos[rows, column[c]] = (x64[rows] * mean).sum(1) / norms
             out["prototype"] = cos.max(1)
             out["mahalanobis"] = -dist.min(1)
-            background = _mahalanobis(x64, stats.background_mean[None, :], stats.background_precision)
+            background = stats.background.distances(x64)
             out["relative"] = -(dist - background).min(1)
     return out
 
@@ -157,9 +186,7 @@ def loo_logits(strategy: Strategy, x: torch.Tensor, y: torch.Tensor, weight: tor
         return None
     with torch.no_grad():
         h = strategy._features(x).double()
-        eye = torch.eye(strategy.gram.shape[0], dtype=torch.float64)
-        chol = torch.linalg.cholesky(strategy.gram + strategy.ridge_lambda * eye)
-        leverage = weight.double() * (h * torch.cholesky_solve(h.T, chol).T).sum(1)
+        leverage = strategy.leverage(h, weight)
         raw = h @ strategy.weights.double()
         target = torch.nn.functional.one_hot(y, raw.shape[1]).double()
         loo = (raw - leverage[:, None] * target) / (1 - leverage).clamp_min(1e-6)[:, None]
@@ -250,6 +277,7 @@ def calibrate_learn(
     name: str = DEFAULT_SCORE,
     seed: int = 0,
     others: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+    held_logits: torch.Tensor | None = None,
 ) -> LearnCalibration:
     """Calibrate on rows the head has not fitted: this learn's training rows scored leave-one-out
     (rows just chosen as exemplars are left out while enough others remain, since the distance
@@ -258,7 +286,8 @@ def calibrate_learn(
     run high, so it rejects more than ``keep`` asks). ``others`` (features, class, ridge weight)
     are the exemplars of classes this learn did not touch, added when the learn has fewer than
     ``OWN_ROWS`` rows, so that a small learn does not calibrate the whole workspace on itself; they
-    are scored leave-one-out too (by the head and against their class mean)."""
+    are scored leave-one-out too (by the head and against their class mean). ``held_logits``:
+    the head's :func:`head_logits` of ``held_x`` when the caller has them already."""
     from agent_il.strategies.ridge import _REFERENCE_COUNT
 
     rng = np.random.default_rng(seed)
@@ -268,28 +297,31 @@ def calibrate_learn(
     if len(rows) > CALIBRATION_ROWS:
         rows = np.sort(rng.choice(rows, CALIBRATION_ROWS, replace=False))
     counts = np.bincount(y, minlength=int(y.max()) + 1).astype(np.float64)
-    weight = torch.from_numpy(np.sqrt(_REFERENCE_COUNT / counts[y[rows]]))
-    xt, yt = torch.from_numpy(x[rows]), torch.from_numpy(y[rows]).long()
-    loo = loo_logits(strategy, xt, yt, weight)
+    lx, ly, lw = x[rows], y[rows], np.sqrt(_REFERENCE_COUNT / counts[y[rows]])
+    if others is not None and len(others[0]) and len(rows) < OWN_ROWS:
+        ox, oy, ow = others
+        if len(ox) > OTHER_ROWS:
+            pick = np.sort(rng.choice(len(ox), OTHER_ROWS, replace=False))
+            ox, oy, ow = ox[pick], oy[pick], ow[pick]
+        lx, ly, lw = np.concatenate([lx, ox]), np.concatenate([ly, oy]), np.concatenate([lw, ow])
+    loo = loo_logits(strategy, torch.from_numpy(lx), torch.from_numpy(ly).long(), torch.from_numpy(lw))
     parts: list[tuple[np.ndarray, torch.Tensor, np.ndarray]] = []
     sources = []
     if loo is not None:
-        parts.append((x[rows], loo, np.where(exemplar[rows], y[rows], -1)))
+        parts.append((x[rows], loo[: len(rows)], np.where(exemplar[rows], y[rows], -1)))
         sources.append(f"{len(rows)} learned examples, leave-one-out")
-        if others is not None and len(others[0]) and len(rows) < OWN_ROWS:
-            ox, oy, ow = others
-            if len(ox) > CALIBRATION_ROWS:
-                pick = np.sort(rng.choice(len(ox), CALIBRATION_ROWS, replace=False))
-                ox, oy, ow = ox[pick], oy[pick], ow[pick]
-            other_loo = loo_logits(strategy, torch.from_numpy(ox), torch.from_numpy(oy).long(), torch.from_numpy(ow))
-            assert other_loo is not None
-            parts.append((ox, other_loo, oy))
-            sources.append(f"{len(ox)} exemplars of other intents, leave-one-out")
+        if len(lx) > len(rows):
+            parts.append((lx[len(rows) :], loo[len(rows) :], ly[len(rows) :]))
+            sources.append(f"{len(lx) - len(rows)} exemplars of other intents, leave-one-out")
     if held_x is not None and len(held_x):
+        if held_logits is None:
+            held_logits = head_logits(strategy, torch.from_numpy(held_x))
         if len(held_x) > CALIBRATION_ROWS:
-            held_x = held_x[np.sort(rng.choice(len(held_x), CALIBRATION_ROWS, replace=False))]
-        parts.append((held_x, head_logits(strategy, torch.from_numpy(held_x)), np.full(len(held_x), -1)))
+            pick = np.sort(rng.choice(len(held_x), CALIBRATION_ROWS, replace=False))
+            held_x, held_logits = held_x[pick], held_logits[pick]
+        parts.append((held_x, held_logits, np.full(len(held_x), -1)))
         sources.append(f"{len(held_x)} held-out examples")
+    xt = torch.from_numpy(x[rows])
     if not parts:
         parts.append((x[rows], head_logits(strategy, xt), np.where(exemplar[rows], y[rows], -1)))
         sources.append(f"{len(rows)} learned examples, as fitted")
@@ -301,7 +333,8 @@ def calibrate_learn(
     comps = components(clogits, cx, stats, own)
     norm = standardiser(comps)
     cal = calibration(score(name, comps, norm), norm, keep, name, " + ".join(sources))
-    return LearnCalibration(cal, rows, loo if loo is not None else strategy.logits(xt), loo is not None)
+    own_logits = loo[: len(rows)] if loo is not None else strategy.logits(xt)
+    return LearnCalibration(cal, rows, own_logits, loo is not None)
 
 
 def rejections(cal: dict[str, Any] | None, logits: torch.Tensor, x: np.ndarray, stats: ClassStats | None):

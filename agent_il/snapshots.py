@@ -137,9 +137,6 @@ class Snapshots:
         """Automatic snapshots, oldest first (their names carry a zero-padded generation)."""
         return sorted(n for n in self.names() if n.startswith(AUTO_PREFIX))
 
-    def weights_in_use(self) -> set[str]:
-        return {m["state"]["weights"] for m in self.manifests() if m["state"]["weights"]}
-
     def load(self, name: str) -> tuple[dict[str, Any], dict[str, torch.Tensor], dict[str, Records]]:
         """Verify every blob against the manifest, then return (state, weights, records)."""
         manifest = self._manifest(name)
@@ -172,16 +169,19 @@ class Snapshots:
             if key.startswith(PREFIX):
                 self.blobs.delete(key)
 
-    def clean(self, min_age: float = 0.0) -> list[str]:
-        """Delete snapshot files no manifest names (left by a killed create or delete), once
-        older than ``min_age`` seconds so a create in progress elsewhere is left alone."""
-        named = {k for m in self.manifests() for k in m["files"]}
+    def tidy(self, min_age: float = 0.0) -> tuple[list[str], set[str]]:
+        """One read of the manifests for the cleanup after a write: delete snapshot files no
+        manifest names (left by a killed create or delete) once older than ``min_age`` seconds,
+        so a create in progress elsewhere is left alone; return them and the weights blobs the
+        snapshots still use."""
+        manifests = self.manifests()
+        named = {k for m in manifests for k in m["files"]}
         removed = []
         for key in self.blobs.keys(PREFIX):
             if not _is_manifest(key) and key not in named and self.blobs.age(key) >= min_age:
                 self.blobs.delete(key)
                 removed.append(key)
-        return removed
+        return removed, {m["state"]["weights"] for m in manifests if m["state"]["weights"]}
 
 
 def _is_manifest(key: str) -> bool:

@@ -203,7 +203,7 @@ PREDICT_PARTS = {
     "cache_put": "embedding_cache.py:put_many",
     "head_logits": "ridge.py:logits",
     "reject": "knowledge.py:reject",
-    "evidence_chroma": "memory.py:nearest",
+    "evidence": "knowledge.py:nearest",
 }
 
 
@@ -764,8 +764,8 @@ def _cold_profile(stats: pstats.Stats) -> dict[str, float]:
         "model_load": ("sentence_transformer/model.py", "__init__"),
         "open_workspace": ("learner.py", "open"),
         "predict": ("learner.py", "predict"),
-        "exemplar_stats": ("knowledge.py", "exemplar_stats"),
-        "evidence_chroma": ("memory.py", "nearest"),
+        "exemplars_in_process": ("knowledge.py", "exemplars"),
+        "evidence": ("knowledge.py", "nearest"),
     }
     out = {}
     for label, (fname, func) in wanted.items():

@@ -10,6 +10,7 @@ on a split of the training data), so it is fixed and a learn costs one Cholesky 
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any, ClassVar
 
@@ -34,6 +35,7 @@ class RidgeStrategy(Strategy):
         self.cross: Tensor | None = None  # (d + features) x classes, float64
         self.weights: Tensor | None = None  # (d + features) x classes, float32 (solved)
         self.temperature = 1.0
+        self._factor: Tensor | None = None
 
     def config(self) -> dict[str, Any]:
         return {
@@ -67,23 +69,42 @@ class RidgeStrategy(Strategy):
         counts = torch.bincount(y, minlength=n_classes).double()
         weight = (_REFERENCE_COUNT / counts.clamp_min(1)).sqrt()[y]
         h = self._features(x).double()
-        update = (h * weight[:, None]).T @ h
-        self.gram += (update + update.T) / 2  # exactly symmetric, so half of it is stored
+        # Rounding may leave G a hair asymmetric; only its lower triangle is ever read (the
+        # Cholesky factorisation reads that one, and it is what is saved), so reloads are exact.
+        self.gram.addmm_((h * weight[:, None]).T, h)
         self.cross += (h * weight[:, None]).T @ torch.nn.functional.one_hot(y, n_classes).double()
-        eye = torch.eye(self.gram.shape[0], dtype=torch.float64)
-        chol = torch.linalg.cholesky(self.gram + self.ridge_lambda * eye)
-        solved = torch.cholesky_solve(self.cross, chol)
+        self._factor = None
+        solved = torch.cholesky_solve(self.cross, self.factor())
         self.weights = solved.float().contiguous()  # row-major, as it will be when reloaded
-        self.temperature = self._choose_temperature(h, weight, y, solved, chol)
+        self.temperature = self._choose_temperature(h, weight, y, solved)
+
+    def factor(self) -> Tensor:
+        """Cholesky factor of ``G + lambda I``, kept until the next fit: the leave-one-out scores
+        of calibration reuse it instead of factoring the Gram matrix again."""
+        assert self.gram is not None, "fit() first"
+        if self._factor is None:
+            shifted = self.gram.clone()
+            shifted.diagonal().add_(self.ridge_lambda)
+            self._factor = torch.linalg.cholesky(shifted)  # lower: reads the lower triangle only
+        return self._factor
+
+    def leverage(self, h: Tensor, weight: Tensor) -> Tensor:
+        """``w h^T (G + lambda I)^-1 h`` of each feature row ``h``: how much its own example moved
+        its scores, for exact leave-one-out scores. One triangular solve: ``|L^-1 h|^2``."""
+        z = torch.linalg.solve_triangular(self.factor(), h.double().T, upper=False)
+        return weight.double() * (z * z).sum(0)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_factor": None}  # a copy refits before it needs one
 
     @torch.no_grad()
-    def _choose_temperature(self, h: Tensor, weight: Tensor, y: Tensor, solved: Tensor, chol: Tensor) -> float:
+    def _choose_temperature(self, h: Tensor, weight: Tensor, y: Tensor, solved: Tensor) -> float:
         """Scale the scores so their softmax is a usable confidence: the temperature that
         minimises the (smoothed) log-loss of this learn's examples scored leave-one-out (exact
         for ridge: ``(score - lev * y) / (1 - lev)``), not of scores the fit has already seen."""
         keep = torch.randperm(len(y), generator=torch.Generator().manual_seed(self.seed))[:_CALIBRATION_ROWS]
         h, weight, y = h[keep], weight[keep], y[keep]
-        leverage = weight * (h * torch.cholesky_solve(h.T, chol).T).sum(1)
+        leverage = self.leverage(h, weight)
         target = torch.nn.functional.one_hot(y, solved.shape[1]).double()
         loo = (h @ solved - leverage[:, None] * target) / (1 - leverage).clamp_min(1e-6)[:, None]
         # Laplace-style smoothing: n examples all scored right do not prove certainty, and without
@@ -108,7 +129,7 @@ class RidgeStrategy(Strategy):
         return {
             "projection": self.projection,
             "bias": self.bias,
-            "gram_upper": self.gram[tuple(_upper(self.gram.shape[0]))],  # symmetric: half is enough
+            "gram_upper": self.gram.T[tuple(_upper(self.gram.shape[0]))],  # = the lower triangle of G
             "cross": self.cross,
             "weights": self.weights,
             "temperature": torch.tensor(self.temperature, dtype=torch.float64),
@@ -123,7 +144,9 @@ class RidgeStrategy(Strategy):
         self.gram[cols, rows] = upper
         self.cross, self.weights = tensors["cross"], tensors["weights"]
         self.temperature = float(tensors["temperature"])
+        self._factor = None
 
 
+@functools.lru_cache(maxsize=2)
 def _upper(width: int) -> Tensor:
     return torch.triu_indices(width, width)
