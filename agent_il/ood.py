@@ -58,21 +58,24 @@ class ClassStats:
 
     @classmethod
     def fit(cls, x: np.ndarray, y: np.ndarray, n_classes: int) -> ClassStats:
+        """One pass over the rows (``X^T X`` and per-class sums); the rest is per class."""
         x = x.astype(np.float64)
-        dim = x.shape[1]
+        n = max(len(x), 1)
         counts = np.bincount(y, minlength=n_classes)
-        sums = np.zeros((n_classes, dim))
-        np.add.at(sums, y, x)  # linear in rows, whatever the number of classes
+        sums = np.zeros((n_classes, x.shape[1]))
+        np.add.at(sums, y, x)
         with np.errstate(invalid="ignore", divide="ignore"):
             means = sums / counts[:, None]  # NaN rows: classes without exemplars
-        centred = x - means[y]
-        background = x.mean(0)
+        scatter = x.T @ x
+        seen = counts > 0
+        within = scatter - (sums[seen].T / counts[seen]) @ sums[seen]  # sum of (x - mu_y)(x - mu_y)^T
+        background = sums.sum(0) / n
         return cls(
             means=means,
             counts=counts,
-            precision=_shrunk_inverse(centred.T @ centred / max(len(x), 1), len(x)),
+            precision=_shrunk_inverse(within / n, len(x)),
             background_mean=background,
-            background_precision=_shrunk_inverse(np.cov((x - background).T, bias=True).reshape(dim, dim), len(x)),
+            background_precision=_shrunk_inverse(scatter / n - np.outer(background, background), len(x)),
         )
 
     @functools.cached_property
