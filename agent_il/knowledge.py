@@ -65,12 +65,11 @@ class Exemplars:
         if n <= 0:
             return [[] for _ in range(len(x))]
         sims = (x / np.linalg.norm(x, axis=1, keepdims=True).clip(1e-12)) @ self.unit.T
-        top = np.argpartition(-sims, n - 1, axis=1)[:, :n]
-        rows = np.take_along_axis(top, np.argsort(-np.take_along_axis(sims, top, 1), 1), 1)
+        values, rows = torch.from_numpy(sims).topk(n, dim=1)  # sorted, most similar first
         recs = self.records
         return [
-            [Evidence(recs.texts[j], recs.labels[j], str(recs.metadatas[j]["task"]), float(sims[i, j])) for j in row]
-            for i, row in enumerate(rows)
+            [Evidence(recs.texts[j], recs.labels[j], str(recs.metadatas[j]["task"]), v) for v, j in zip(vs, row)]
+            for vs, row in zip(values.tolist(), rows.tolist())
         ]
 
 

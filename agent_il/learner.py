@@ -653,8 +653,12 @@ class IntentLearner:
     ) -> list[str]:
         """Keep inputs the agent could not place (``report_unknown``); returns their inbox ids."""
         recs = knowledge.inbox_records(x, texts, closest, np.asarray(scores, dtype=np.float64))
-        present = self.inbox_store.all_ids()
-        fresh = [i for i, rid in enumerate(recs.ids) if rid not in present and rid not in recs.ids[:i]]
+        seen = self.inbox_store.existing(recs.ids)
+        fresh = []
+        for i, rid in enumerate(recs.ids):
+            if rid not in seen:
+                seen.add(rid)
+                fresh.append(i)
         self.inbox_store.add(recs.take(fresh))
         return recs.ids
 

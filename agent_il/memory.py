@@ -132,6 +132,10 @@ class RecordStore:
             [rows[i][2] for i in ids],
         )
 
+    def existing(self, ids: Sequence[str]) -> set[str]:
+        """Which of ``ids`` the store holds (one lookup, whatever its size)."""
+        return set(self._col.get(ids=list(ids), include=[])["ids"]) if ids else set()
+
     def all_ids(self) -> set[str]:
         return set(self._col.get(include=[])["ids"])
 
