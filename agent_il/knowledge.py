@@ -64,7 +64,7 @@ class Exemplars:
         n = min(n, len(self.records.ids))
         if n <= 0:
             return [[] for _ in range(len(x))]
-        sims = (x / np.linalg.norm(x, axis=1, keepdims=True).clip(1e-12)) @ self.unit.T
+        sims = ood.matmul(x / np.linalg.norm(x, axis=1, keepdims=True).clip(1e-12), self.unit.T)
         values, rows = torch.from_numpy(sims).topk(n, dim=1)  # sorted, most similar first
         recs = self.records
         return [
