@@ -551,7 +551,7 @@ class IntentLearner:
         top_p, top_i = probs.topk(min(k, probs.shape[1]), dim=-1)
         scores, kept = knowledge.reject(self, logits, x)
         labels = self.state["labels"]
-        near = knowledge.exemplars(self).nearest(x, evidence)
+        near = knowledge.exemplars(self).nearest(x, evidence, self.memory)
         out = []
         for n, (p_row, i_row, ev) in enumerate(zip(top_p.tolist(), top_i.tolist(), near)):
             top = [(labels[i], float(p)) for p, i in zip(p_row, i_row)]

@@ -136,6 +136,14 @@ class RecordStore:
         """Which of ``ids`` the store holds (one lookup, whatever its size)."""
         return set(self._col.get(ids=list(ids), include=[])["ids"]) if ids else set()
 
+    def nearest_ids(self, x: np.ndarray, n: int) -> list[list[tuple[str, float]]]:
+        """Chroma's approximate (HNSW) ``n`` nearest ids to each row of ``x``, with their cosine
+        similarity; fewer when the store holds fewer."""
+        res = self._col.query(
+            query_embeddings=np.ascontiguousarray(x, dtype=np.float32), n_results=n, include=["distances"]
+        )
+        return [[(i, 1.0 - float(d)) for i, d in zip(ids, ds)] for ids, ds in zip(res["ids"], res["distances"])]
+
     def all_ids(self) -> set[str]:
         return set(self._col.get(include=[])["ids"])
 

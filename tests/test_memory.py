@@ -90,3 +90,35 @@ def test_predictions_bring_nearest_exemplars_as_evidence(clinc, encoder, workspa
     assert agree >= 0.8
     assert learner.predict(texts[:2], k=99, evidence=0)[0].evidence == []
     assert len(learner.predict(texts[:2], k=99)[0].top_k) == 10
+
+
+def test_large_memories_take_evidence_from_chroma_and_only_committed_records(
+    clinc, encoder, workspace_dir, monkeypatch
+):
+    from agent_il import knowledge
+    from agent_il.memory import Records
+
+    learner = IntentLearner.open(workspace_dir, encoder=encoder)
+    learner.learn(*clinc.split("train", clinc.tasks[0]), task="first")
+    texts = clinc.split("test", clinc.tasks[0])[0][:40]
+    exact = learner.predict(texts, evidence=3, inbox=False)
+    monkeypatch.setattr(knowledge, "EXACT_ROWS", 0)  # this memory counts as large: Chroma's index answers
+    learner._exemplars = None
+    indexed = learner.predict(texts, evidence=3, inbox=False)
+    same = [[e.text for e in a.evidence] == [e.text for e in b.evidence] for a, b in zip(exact, indexed)]
+    assert np.mean(same) >= 0.9  # HNSW is approximate; on 200 exemplars it is all but exact
+    for a, b in zip(exact, indexed):
+        assert [e.similarity for e in b.evidence] == sorted((e.similarity for e in b.evidence), reverse=True)
+        if a.evidence[0].text == b.evidence[0].text:
+            assert b.evidence[0].similarity == pytest.approx(a.evidence[0].similarity, abs=1e-5)
+    # records another writer added but no commit names yet are never evidence, even the closest
+    # ones; the first query is crowded by more of them than the extra hits asked for (exact scan)
+    x = encoder.encode(texts)
+    x = np.concatenate([x, np.repeat(x[:1], knowledge.SLACK + 4, axis=0)])
+    meta = [{"label": "g", "task": "t"}] * len(x)
+    ghosts = Records([f"ghost-{i}" for i in range(len(x))], x, ["ghost"] * len(x), meta)
+    learner.memory.add(ghosts, generation=learner.state["generation"] + 1)
+    crowded = learner.predict(texts, evidence=3, inbox=False)
+    for pred in crowded:
+        assert len(pred.evidence) == 3 and all(e.text != "ghost" for e in pred.evidence)
+    assert [e.text for e in crowded[0].evidence] == [e.text for e in exact[0].evidence]
