@@ -132,11 +132,11 @@ def at_learn(
     conflicting labels. Returns the LearnReport's ``calibration``, ``confusions``, ``conflicts``."""
     labels = state["labels"]
     index = {y: i for i, y in enumerate(labels)}
-    pool = {i: r for recs in (memory, added) for r, i in enumerate(recs.ids)}
-    ex_ids = _live(state, "exemplars")
-    memory_ids = set(memory.ids)
-    ex_x = np.stack([(memory if i in memory_ids else added).x[pool[i]] for i in ex_ids]) if ex_ids else None
-    ex_labels = [(memory if i in memory_ids else added).labels[pool[i]] for i in ex_ids]
+    both = Records.concat([memory, added])
+    pool = {i: r for r, i in enumerate(both.ids)}
+    rows = [pool[i] for i in _live(state, "exemplars")]
+    ex_x = both.x[rows] if rows else None
+    ex_labels = [both.labels[r] for r in rows]
     stats = None
     if ex_x is not None:
         stats = ood.ClassStats.fit(ex_x, np.array([index[y] for y in ex_labels]), len(labels))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import json
 import os
 import random
 import time
@@ -65,6 +66,7 @@ class IntentLearner:
         self.stores["inbox"] = RecordStore(workspace.client, workspace.collection("inbox"))
         self.snapshots = Snapshots(workspace.blobs)
         self._cache: EmbeddingCache | None = None
+        self._pruned = False  # orphan records cleared since this learner opened the workspace
         self._adopt(state)
 
     # ----------------------------------------------------------------- opening
@@ -273,7 +275,7 @@ class IntentLearner:
         for attempt in self._attempts():
             with attempt:
                 old = self.state
-                state = copy.deepcopy(old)
+                state = json.loads(json.dumps(old))  # a deep copy; the state is JSON, and this is 4x faster
                 state["dim"] = state["dim"] or int(x.shape[1])
                 task_id = len(state["tasks"]) + 1
                 name = task or f"task-{task_id}"
@@ -428,8 +430,10 @@ class IntentLearner:
                 self._adopt(latest)
             age = ORPHAN_AGE if self.workspace.shared else 0.0
             self.workspace.clean_temporary(older_than=age)
-            for store in STORES:
-                self.stores[store].prune(_live(self.state, store), min_age=age)
+            if self.workspace.shared or not self._pruned:  # embedded: only a dead process leaves orphans
+                for store in STORES:
+                    self.stores[store].prune(_live(self.state, store), min_age=age)
+                self._pruned = True
             yield
 
     def _attempts(self) -> Iterator[contextlib.AbstractContextManager[None]]:

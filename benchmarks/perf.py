@@ -623,6 +623,14 @@ def on_axis(points: list[dict[str, Any]], axis: str) -> list[dict[str, Any]]:
     return sorted((p for p in ok if p["classes_asked"] == 150), key=lambda p: p["exemplars"])
 
 
+def live_bytes(point: dict[str, Any]) -> int:
+    """The workspace without its automatic snapshots and the older weights they keep: how many
+    of those there are depends on how many learns built the point (up to the 10 kept), not on
+    its size."""
+    parts = point["workspace_parts_bytes"]
+    return sum(parts.values()) - parts.get("snapshots", 0) - parts.get("weights", 0) + point["weights_file_bytes"]
+
+
 def scaling(points: list[dict[str, Any]]) -> dict[str, Any]:
     """Log-log slope of each figure between consecutive points of each axis (1.0 = linear)."""
     out: dict[str, Any] = {}
@@ -637,6 +645,7 @@ def scaling(points: list[dict[str, Any]]) -> dict[str, Any]:
                 ("predict_ms_per_query", lambda p: p["predict_ms_per_query"]["evidence3"]),
                 ("predict_single_p50_ms", lambda p: p["predict_single_p50_ms"]),
                 ("workspace_bytes", lambda p: p["workspace_bytes"]),
+                ("live_workspace_bytes", live_bytes),
                 ("rss_bytes", lambda p: p["rss_bytes"]),
             ):
                 row[f"{fig}_ratio"] = round(get(b) / get(a), 3)
@@ -897,6 +906,15 @@ def table(out: Path) -> str:
             f"{on_axis(g['points'], 'classes')[0]['learn_wall_s']:.2f} s at 150 | "
             f"{yes(pt['learn_wall_s'] <= 2) if pt['classes_asked'] == 1000 else 'see growth'} |"
         )
+    for axis, steps in g.get("scaling", {}).items():
+        for st in steps:
+            slopes = {k[: -len("_exponent")]: v for k, v in st.items() if k.endswith("_exponent")}
+            worst = max((k for k in slopes if k != "workspace_bytes"), key=lambda k: slopes[k])
+            shown = ", ".join(f"{k} {v:.2f}" for k, v in slopes.items())
+            rows.append(
+                f"| growth {st['from']} -> {st['to']} {axis}: log-log slopes | <= 1 (linear) | {shown} | "
+                f"| {yes(slopes[worst] <= 1.0)}{'' if slopes[worst] <= 1.0 else f' ({worst})'} |"
+            )
     c = load("cold")
     if c:
         med = c["median_s"]
