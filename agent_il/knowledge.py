@@ -149,7 +149,8 @@ def at_learn(
     rest = [k for k, y in enumerate(ex_labels) if y not in touched]
     if ex_x is not None and rest:
         learned_count = {y: n for t in state["tasks"] for y, n in t["counts"].items()}  # what each class last had
-        ow = np.array([np.sqrt(_REFERENCE_COUNT / learned_count.get(ex_labels[k], _REFERENCE_COUNT)) for k in rest])
+        counts = np.array([learned_count.get(y, _REFERENCE_COUNT) for y in labels], dtype=np.float64)
+        ow = np.sqrt(_REFERENCE_COUNT / counts[[index[ex_labels[k]] for k in rest]])
         others = (ex_x[rest], np.array([index[ex_labels[k]] for k in rest]), ow)
     learned = ood.calibrate_learn(
         strategy,

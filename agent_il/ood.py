@@ -61,18 +61,16 @@ class ClassStats:
         """One pass over the rows (``X^T X`` and per-class sums); the rest is per class."""
         n, dim = max(len(x), 1), x.shape[1]
         counts = np.bincount(y, minlength=n_classes)
-        sums = np.zeros((n_classes, dim))
-        order = np.argsort(y, kind="stable")
-        starts = np.flatnonzero(np.r_[True, np.diff(y[order]) != 0]) if len(y) else np.zeros(0, dtype=np.int64)
-        if len(starts):
-            sums[y[order][starts]] = np.add.reduceat(x[order], starts, axis=0, dtype=np.float64)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            means = sums / counts[:, None]  # NaN rows: classes without exemplars
         scatter = torch.zeros(dim, dim, dtype=torch.float64)
+        class_sums = torch.zeros(n_classes, dim, dtype=torch.float64)
+        labels = torch.from_numpy(np.asarray(y, dtype=np.int64))
         for s in range(0, len(x), 16384):  # float64 a block at a time, not a float64 copy of all rows
             block = torch.from_numpy(np.ascontiguousarray(x[s : s + 16384])).double()
             scatter.addmm_(block.T, block)
-        scatter = scatter.numpy()
+            class_sums.index_add_(0, labels[s : s + 16384], block)
+        scatter, sums = scatter.numpy(), class_sums.numpy()
+        with np.errstate(invalid="ignore", divide="ignore"):
+            means = sums / counts[:, None]  # NaN rows: classes without exemplars
         seen = counts > 0
         within = scatter - matmul(sums[seen].T / counts[seen], sums[seen])  # sum of (x - mu_y)(x - mu_y)^T
         background = sums.sum(0) / n
