@@ -398,12 +398,12 @@ class IntentLearner:
             if name not in self.snapshots.names():
                 created = self._snapshot(name, previous)
             snap = created or next(s for s in self.snapshots.list() if s.name == name)
-        for store, recs in added.items():
-            self.stores[store].add(recs, generation=old["generation"] + 1)
         try:
+            for store, recs in added.items():
+                self.stores[store].add(recs, generation=old["generation"] + 1)
             state = self.workspace.commit(state, strategy.tensors() if strategy.n_classes else {})
         except BaseException:
-            for store, recs in added.items():
+            for store, recs in added.items():  # this process cleans up after itself
                 self.stores[store].delete(recs.ids)
             if created is not None:
                 self.snapshots.delete(created.name)

