@@ -307,6 +307,11 @@ def confusions(learner: IntentLearner, top: int = 10) -> list[dict[str, Any]]:
 
 
 # --------------------------------------------------------------------------- inbox
+# The newest inputs kept; the oldest go first. Anyone who can send a message can add to the inbox,
+# so it is bounded.
+INBOX_LIMIT = 10_000
+
+
 def inbox_records(x: np.ndarray, texts: list[str | None], closest: list[str], scores: np.ndarray) -> Records:
     """Inbox records; a text's id is its hash, so the same text waits there once."""
     ids = [hashlib.sha256(t.encode()).hexdigest()[:32] if t is not None else uuid.uuid4().hex for t in texts]

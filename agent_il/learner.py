@@ -64,6 +64,7 @@ class IntentLearner:
         self.stores = {name: RecordStore(workspace.client, workspace.collection(name)) for name in STORES}
         # Inputs rejected as unknown (agent_il.knowledge): not part of a commit, never snapshotted.
         self.stores["inbox"] = RecordStore(workspace.client, workspace.collection("inbox"))
+        self.inbox_limit = knowledge.INBOX_LIMIT
         self.snapshots = Snapshots(workspace.blobs)
         self._cache: EmbeddingCache | None = None
         self._pruned = False  # orphan records cleared since this learner opened the workspace
@@ -664,6 +665,10 @@ class IntentLearner:
                 seen.add(rid)
                 fresh.append(i)
         self.inbox_store.add(recs.take(fresh))
+        if fresh and (excess := self.inbox_store.count() - self.inbox_limit) > 0:
+            # A tenth more than the excess goes, so a full inbox reads its metadata once per
+            # ~limit/10 additions, not on every rejected input.
+            self.inbox_store.delete(self.inbox_store.oldest(excess + self.inbox_limit // 10))
         return recs.ids
 
     def inbox(self) -> Records:

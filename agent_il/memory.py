@@ -147,6 +147,12 @@ class RecordStore:
     def all_ids(self) -> set[str]:
         return set(self._col.get(include=[])["ids"])
 
+    def oldest(self, n: int) -> list[str]:
+        """The ``n`` records added first (metadata only is read)."""
+        got = self._col.get(include=["metadatas"])
+        order = sorted(zip(got["ids"], got["metadatas"]), key=lambda r: (r[1]["stored"], r[0]))
+        return [i for i, _ in order[:n]]
+
     def prune(self, live: Collection[str], min_age: float = 0.0) -> int:
         """Delete records no commit names; returns how many. With ``min_age``, only those added
         at least that many seconds ago: on a shared server, younger ones may be another writer's

@@ -136,6 +136,18 @@ def test_inbox_round_trip_unknown_cluster_learn_predicted(clinc, encoder, worksp
     assert np.mean([p.label == "new_intent" for p in now]) >= 0.5
 
 
+def test_the_inbox_keeps_the_newest_inputs_up_to_its_limit(encoder, workspace_dir):
+    """Anyone who can message the agent adds to the inbox: it stays bounded, oldest out first."""
+    learner = IntentLearner.open(workspace_dir, encoder=encoder, auto_snapshots=0)
+    learner.inbox_limit = 10
+    x = np.random.default_rng(0).standard_normal((25, 384)).astype(np.float32)
+    for i in range(25):
+        learner.add_to_inbox(x[i : i + 1], [f"message {i}"], ["some_intent"], [0.1])
+        assert len(learner.inbox().ids) <= 10
+    texts = learner.inbox().texts
+    assert len(texts) >= 9 and texts == [f"message {i}" for i in range(25 - len(texts), 25)]
+
+
 def test_discovery_finds_unseen_intents_of_a_held_out_domain(clinc, encoder, workspace_dir):
     """The benchmark (benchmarks/discovery.py) in small: 9 domains learned from 20 examples an
     intent, then the test queries of 3 intents of the tenth plus out-of-scope noise."""
