@@ -14,7 +14,8 @@ every figure here is a joint fit on the full training split, scored on the test 
   in-scope accuracy, and the share of in-scope queries it keeps.
 
 Hyperparameters are the best of a small grid on the test split itself, so the figures are upper
-bounds, not results. Writes benchmarks/results/ceiling/results.json; about 15 minutes on 2 cores.
+bounds, not results. Writes benchmarks/results/ceiling/results.json; about 15 minutes on 2 cores
+and 9 GB of memory (the kernel matrices of 15,000 rows).
 
     python benchmarks/ceiling.py
 """
