@@ -49,21 +49,32 @@ def learn(splits: dict[str, tuple[np.ndarray, np.ndarray]], tasks: list[list[str
     return strategy, index, stats, x_all[rows], y_last, exemplar, others
 
 
-def measure(splits: dict[str, tuple[np.ndarray, np.ndarray]], tasks: list[list[str]]) -> dict[str, Any]:
-    """In-scope accuracy, oos recall and in-scope keep on ``test`` / ``oos_test`` for every score,
-    calibrated the product's way (``auto``) and, given a ``val`` split, at 95% keep of it (``val``)."""
-    start = time.perf_counter()
+def scored(
+    splits: dict[str, tuple[np.ndarray, np.ndarray]], tasks: list[list[str]], names: tuple[str, ...] = ood.SCORES
+) -> tuple[np.ndarray, dict[str, tuple[dict[str, Any], dict[str, np.ndarray]]]]:
+    """The default head learned over ``tasks``: whether it labels each ``test`` row right, and
+    for each score in ``names`` its calibration (the product's) and its values on every split."""
     parts = [s for s in ("test", "val", "oos_test") if s in splits]
     strategy, index, stats, x_last, y_last, exemplar, others = learn(splits, tasks)
     truth = np.array([index[v] for v in splits["test"][1]])
     logits = {s: ood.head_logits(strategy, torch.from_numpy(splits[s][0])) for s in parts}
-    right = logits["test"].argmax(1).numpy() == truth
+    comps = {s: ood.components(logits[s], splits[s][0], stats) for s in parts}
+    out = {}
+    for name in names:
+        cal = ood.calibrate_learn(strategy, x_last, y_last, exemplar, None, stats, KEEP, name, 0, others).calibration
+        out[name] = (cal, {s: ood.score(name, comps[s], cal["norm"]) for s in parts})
+    return logits["test"].argmax(1).numpy() == truth, out
+
+
+def measure(splits: dict[str, tuple[np.ndarray, np.ndarray]], tasks: list[list[str]]) -> dict[str, Any]:
+    """In-scope accuracy, oos recall and in-scope keep on ``test`` / ``oos_test`` for every score,
+    calibrated the product's way (``auto``) and, given a ``val`` split, at 95% keep of it (``val``)."""
+    start = time.perf_counter()
+    right, scores = scored(splits, tasks)
     out = {"closed_set_accuracy": 100.0 * float(right.mean()), "scores": {}}
     from sklearn.metrics import roc_auc_score
 
-    for name in ood.SCORES:
-        cal = ood.calibrate_learn(strategy, x_last, y_last, exemplar, None, stats, KEEP, name, 0, others).calibration
-        got = {s: ood.score(name, ood.components(logits[s], splits[s][0], stats), cal["norm"]) for s in parts}
+    for name, (cal, got) in scores.items():
         rules = [("auto", cal["threshold"])]
         if "val" in got:
             rules.append(("val", float(np.quantile(got["val"], 1 - KEEP))))

@@ -34,7 +34,7 @@ import torch
 from agent_il import atomic, data, ood
 from agent_il.bench import task_order
 from agent_il.encoder import Encoder
-from agent_il.oos_bench import KEEP, learn
+from agent_il.oos_bench import KEEP, scored
 from agent_il.strategies.ridge import RidgeStrategy
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -143,15 +143,8 @@ def kernel_ridge_by_task(x: np.ndarray, labels: np.ndarray, tasks: list[list[str
 def oos_ceiling(splits: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, Any]:
     """The default score's trade-off on CLINC150's test splits under the default head."""
     classes = sorted(set(splits["train"][1].tolist()))
-    head, index, stats, x_last, y_last, exemplar, others = learn(splits, [classes])
-    cal = ood.calibrate_learn(head, x_last, y_last, exemplar, None, stats, KEEP, ood.DEFAULT_SCORE, 0, others)
-    got = {}
-    for s in ("test", "oos_test"):
-        x = splits[s][0]
-        comps = ood.components(ood.head_logits(head, torch.from_numpy(x)), x, stats)
-        got[s] = ood.score(ood.DEFAULT_SCORE, comps, cal.calibration["norm"])
-    truth = np.array([index[v] for v in splits["test"][1]])
-    right = ood.head_logits(head, torch.from_numpy(splits["test"][0])).argmax(1).numpy() == truth
+    right, scores = scored(splits, [classes], (ood.DEFAULT_SCORE,))
+    got = scores[ood.DEFAULT_SCORE][1]
     best = {"oos_recall": 0.0, "in_scope_keep": None}
     for t in np.unique(got["test"]):
         kept = got["test"] >= t
@@ -175,8 +168,9 @@ def main() -> int:
     results: dict[str, Any] = {"model": "sentence-transformers/all-MiniLM-L6-v2", "layers": list(LAYERS)}
     for name, parts in SETS.items():
         rows = {s: data.read(path, split=split) for s, (path, split) in parts.items()}
-        classes = {c: i for i, c in enumerate(sorted(set(rows["train"].labels or [])))}
-        y = {s: np.array([classes.get(v, -1) for v in rows[s].labels or []]) for s in rows}
+        labels = {s: np.array(rows[s].labels or []) for s in rows}
+        classes = {c: i for i, c in enumerate(sorted(set(labels["train"].tolist())))}
+        y = {s: np.array([classes.get(v, -1) for v in labels[s]]) for s in rows}
         feats = {s: features(encoder, rows[s].texts) for s in rows}
         results[name] = {}
         for view in feats["train"]:
@@ -187,7 +181,6 @@ def main() -> int:
                 figures[f"ridge {width} features, lambda {lam:g}"] = ridge(*split, width, lam)
             for kind in KERNELS:
                 figures[f"kernel ridge ({kind})"] = kernel_ridge(*split, kind)
-            labels = {s: np.array(rows[s].labels or []) for s in rows}
             if view != "last layer":
                 tasks = task_order(labels["train"], TASKS[name], seed=0)
                 figures["kernel ridge (rbf), task by task"] = kernel_ridge_by_task(x["train"], labels["train"], tasks)
