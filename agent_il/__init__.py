@@ -13,13 +13,13 @@ from agent_il.errors import AgentILError, InvalidInputError, ModelMismatchError,
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from agent_il.encoder import Encoder
+    from agent_il.encoding.encoder import Encoder
     from agent_il.learner import IntentLearner
     from agent_il.results import LearnReport, Prediction, Task
 
 _LAZY = {
     "IntentLearner": "agent_il.learner",
-    "Encoder": "agent_il.encoder",
+    "Encoder": "agent_il.encoding.encoder",
     "LearnReport": "agent_il.results",
     "Prediction": "agent_il.results",
     "Task": "agent_il.results",

@@ -5,7 +5,15 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from agent_il.memory import Evidence
+
+@dataclass(frozen=True)
+class Evidence:
+    """A stored exemplar returned as the reason for a prediction."""
+
+    text: str | None
+    label: str
+    task: str
+    similarity: float
 
 
 @dataclass(frozen=True)

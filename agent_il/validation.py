@@ -91,3 +91,22 @@ def fraction(value: Any, what: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= value < 1.0:
         raise InvalidInputError(f"{what} must be a number in [0, 1), got {value!r}")
     return float(value)
+
+
+def non_negative_int(value: Any, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InvalidInputError(f"{what} must be a non-negative integer, got {value!r}")
+    return value
+
+
+def number(value: Any, what: str) -> float:
+    """A real number, finite (NaN would make every comparison false)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not np.isfinite(value):
+        raise InvalidInputError(f"{what} must be a finite number, got {value!r}")
+    return float(value)
+
+
+def keep_rate(value: Any, what: str = "keep") -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 < value <= 1.0:
+        raise InvalidInputError(f"{what} must be a number in (0, 1], got {value!r}")
+    return float(value)

@@ -31,10 +31,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from agent_il import atomic, data, ood
-from agent_il.bench import task_order
-from agent_il.encoder import Encoder
-from agent_il.oos_bench import KEEP, scored
+from agent_il import data
+from agent_il.bench.oos import KEEP, scored
+from agent_il.bench.protocol import task_order
+from agent_il.config import DEFAULT_SCORE
+from agent_il.encoding.encoder import Encoder
+from agent_il.storage import atomic
 from agent_il.strategies.ridge import RidgeStrategy
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -143,8 +145,8 @@ def kernel_ridge_by_task(x: np.ndarray, labels: np.ndarray, tasks: list[list[str
 def oos_ceiling(splits: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, Any]:
     """The default score's trade-off on CLINC150's test splits under the default head."""
     classes = sorted(set(splits["train"][1].tolist()))
-    right, scores = scored(splits, [classes], (ood.DEFAULT_SCORE,))
-    got = scores[ood.DEFAULT_SCORE][1]
+    right, scores = scored(splits, [classes], (DEFAULT_SCORE,))
+    got = scores[DEFAULT_SCORE][1]
     best = {"oos_recall": 0.0, "in_scope_keep": None}
     for t in np.unique(got["test"]):
         kept = got["test"] >= t

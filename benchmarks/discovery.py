@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import sys
 import tempfile
 import time
@@ -24,9 +23,11 @@ from pathlib import Path
 
 import numpy as np
 
-from agent_il import IntentLearner, atomic, discovery
-from agent_il.embedding_cache import EmbeddingCache
-from agent_il.encoder import Encoder
+from agent_il import IntentLearner
+from agent_il.encoding.cache import EmbeddingCache, cache_path
+from agent_il.encoding.encoder import Encoder
+from agent_il.inbox import discovery
+from agent_il.storage import atomic
 
 ROOT = Path(__file__).resolve().parent.parent
 CLINC = ROOT / "examples" / "data" / "clinc150"
@@ -48,7 +49,7 @@ def run_domain(
         learner.learn_vectors(encoder.encode(texts, cache=cache), [y for _, y in train], task="known", texts=texts)
         encoder.encode([t for t, _ in probe], cache=cache)  # from the disk cache into the encoder's memory
         preds = learner.predict([t for t, _ in probe], k=1, evidence=0)  # the rejected go to the inbox
-        clusters = learner.discover(distance=distance)
+        clusters = learner.inbox.discover(distance=distance)
         learner.close()
     truth = {inbox_id(t): y for (t, y), p in zip(probe, preds) if not p.known}
     rows = []
@@ -72,7 +73,7 @@ def run_domain(
 
 
 def inbox_id(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()[:32]  # as agent_il.knowledge.inbox_records names it
+    return hashlib.sha256(text.encode()).hexdigest()[:32]  # as agent_il.inbox.inbox.records names it
 
 
 def main() -> int:
@@ -83,8 +84,7 @@ def main() -> int:
     data = json.loads((CLINC / "data_full.json").read_text())
     domains = json.loads((CLINC / "domains.json").read_text())
     encoder = Encoder()
-    cache_root = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "agent-il"
-    cache = EmbeddingCache(cache_root / f"{encoder.model_id.replace('/', '_')}.sqlite", encoder.dim)
+    cache = EmbeddingCache(cache_path(encoder.model_id), encoder.dim)
 
     chosen = [d for d in args.domains.split(",") if d] or list(domains)
     start = time.perf_counter()

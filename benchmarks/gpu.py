@@ -42,7 +42,7 @@ def sync(device: str) -> None:
 
 def measure(device: str, sets: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     from agent_il import IntentLearner
-    from agent_il.encoder import Encoder
+    from agent_il.encoding.encoder import Encoder
 
     queries = perf.test_queries(sets, args.texts, 150)
     train = sets["train"]

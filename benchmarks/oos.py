@@ -5,7 +5,7 @@ by side, in two settings:
 - ``joint``: the default head learns all 150 intents at once;
 - ``incremental``: the 15-task class-incremental run (10 intents a task, the bench's seed-0 order).
 
-Each score is calibrated the product's way (agent_il.ood.calibrate_learn, target keep 95%, on the
+Each score is calibrated the product's way (agent_il.ood.calibration.calibrate_learn, target keep 95%, on the
 last learn's examples and the other intents' exemplars scored leave-one-out, the exemplar memory
 for the distances); ``val`` columns
 use the reference's rule instead (threshold at 95% keep of CLINC150's in-scope val split). The oos
@@ -17,17 +17,17 @@ splits are only ever used to measure, never learned. Writes benchmarks/results/o
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from agent_il import atomic, ood, strategies
-from agent_il.bench import task_order
-from agent_il.embedding_cache import EmbeddingCache
-from agent_il.encoder import Encoder
-from agent_il.oos_bench import KEEP, measure
+from agent_il.bench.oos import KEEP, measure
+from agent_il.bench.protocol import task_order
+from agent_il.config import DEFAULT_SCORE, DEFAULT_STRATEGY, SCORES
+from agent_il.encoding.cache import EmbeddingCache, cache_path
+from agent_il.encoding.encoder import Encoder
+from agent_il.storage import atomic
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "examples" / "data" / "clinc150" / "data_full.json"
@@ -37,8 +37,7 @@ OUT = ROOT / "benchmarks" / "results" / "oos"
 def encode_splits() -> dict[str, tuple[np.ndarray, np.ndarray]]:
     data = json.loads(DATA.read_text())
     encoder = Encoder()
-    cache_root = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "agent-il"
-    cache = EmbeddingCache(cache_root / f"{encoder.model_id.replace('/', '_')}.sqlite", encoder.dim)
+    cache = EmbeddingCache(cache_path(encoder.model_id), encoder.dim)
     return {
         name: (encoder.encode([t for t, _ in rows], cache=cache), np.array([y for _, y in rows]))
         for name, rows in data.items()
@@ -53,10 +52,10 @@ def main() -> int:
         "protocol": {
             "data": "CLINC150 data_full.json: learn train; measure test (4500) and oos_test (1000)",
             "model": "sentence-transformers/all-MiniLM-L6-v2",
-            "strategy": strategies.DEFAULT_STRATEGY,
+            "strategy": DEFAULT_STRATEGY,
             "memory_per_class": 20,
             "keep": KEEP,
-            "default_score": ood.DEFAULT_SCORE,
+            "default_score": DEFAULT_SCORE,
         },
         "joint": measure(splits, [classes]),
         "incremental": measure(splits, task_order(splits["train"][1], 15, seed=0)),
@@ -65,11 +64,11 @@ def main() -> int:
     atomic.write_json(OUT / "results.json", results)
     print("| score | setting | in-scope acc | oos recall | keep | val-calibrated in / oos | AUROC |")
     print("|---|---|---|---|---|---|---|")
-    for name in ood.SCORES:
+    for name in SCORES:
         for setting in ("joint", "incremental"):
             f = results[setting]["scores"][name]
             a, v = f["auto"], f["val"]
-            bold = "**" if name == ood.DEFAULT_SCORE else ""
+            bold = "**" if name == DEFAULT_SCORE else ""
             print(
                 f"| {bold}{name}{bold} | {setting} | {a['in_scope_accuracy']:.1f} | {a['oos_recall']:.1f} "
                 f"| {a['in_scope_keep']:.1f} | {v['in_scope_accuracy']:.1f} / {v['oos_recall']:.1f} "

@@ -149,12 +149,11 @@ def load_sets(quick: bool) -> dict[str, Any]:
 def cached_encoder(device: str | None):
     """An Encoder and the user-level embedding cache ``agent-il bench`` uses (set-up only: no
     timed figure reads this cache)."""
-    from agent_il.embedding_cache import EmbeddingCache
-    from agent_il.encoder import Encoder
+    from agent_il.encoding.cache import EmbeddingCache, cache_path
+    from agent_il.encoding.encoder import Encoder
 
     enc = Encoder(device=device)
-    root = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "agent-il"
-    cache = EmbeddingCache(root / f"{enc.model_id.replace('/', '_')}.sqlite", enc.dim)
+    cache = EmbeddingCache(cache_path(enc.model_id), enc.dim)
     return enc, cache
 
 
@@ -199,11 +198,12 @@ def test_queries(sets: dict[str, Any], n: int, classes: int) -> list[str]:
 PREDICT_PARTS = {
     "predict": "learner.py:predict",
     "model_encode": "sentence_transformer/model.py:encode",
-    "cache_get": "embedding_cache.py:get_many",
-    "cache_put": "embedding_cache.py:put_many",
-    "head_logits": "ridge.py:logits",
-    "reject": "knowledge.py:reject",
-    "evidence": "knowledge.py:nearest",
+    "cache_get": "cache.py:get_many",
+    "cache_put": "cache.py:put_many",
+    "head_scores": "ridge.py:raw_scores",
+    "ridge_features": "ridge.py:_features",
+    "reject": "scores.py:rejections",
+    "evidence": "evidence.py:nearest",
 }
 
 
@@ -307,12 +307,44 @@ def section_latency(args: argparse.Namespace, ctx: dict[str, Any]) -> dict[str, 
         prof.enable()
         learner.predict([q], evidence=3, inbox=False)
         prof.disable()
-    return {
+    out = {
         "queries": len(queries),
         "baseline": "SentenceTransformer.encode([text]) p50, same model object, same queries",
         "goal": "p50 predict <= p50 bare encode + 3 ms; report p99",
         "modes": rows,
         "profile_50_single_predicts_evidence3_s": profile_top(prof, PREDICT_PARTS),
+    }
+    if args.baseline:
+        out["against_baseline_tree"] = latency_against(args)
+    return out
+
+
+def latency_against(args: argparse.Namespace) -> dict[str, Any]:
+    """This section for another checkout (``--baseline DIR``, e.g. a git worktree of an earlier
+    commit) and for this one, each by its own copy of this script in a fresh process, alternated
+    ``--rounds`` times: the p50 overhead over bare encode of each, in the same run."""
+    trees = {"baseline": Path(args.baseline).resolve(), "this": ROOT}
+    runs: dict[str, list[dict[str, Any]]] = {k: [] for k in trees}
+    for _ in range(args.rounds):
+        for name, tree in trees.items():
+            with tempfile.TemporaryDirectory() as out:
+                script = tree / "benchmarks" / "perf.py"
+                cmd = [sys.executable, str(script), "--only", "latency", "--single", str(args.single)]
+                env = {**os.environ, "PYTHONPATH": str(tree)}
+                subprocess.run([*cmd, "--out", out], env=env, check=True, stdout=subprocess.DEVNULL)
+                runs[name].append(json.loads((Path(out) / "latency.json").read_text())["modes"])
+    rev = subprocess.run(["git", "-C", str(trees["baseline"]), "rev-parse", "--short", "HEAD"], capture_output=True)
+    modes = runs["this"][0].keys()
+    return {
+        "baseline_tree": str(trees["baseline"]),
+        "baseline_rev": rev.stdout.decode().strip() or None,
+        "rounds": args.rounds,
+        "p50_over_bare_ms": {
+            m: {k: round(median([r[m]["p50_over_bare_ms"] for r in runs[k]]), 3) for k in trees}
+            for m in modes
+            if "p50_over_bare_ms" in runs["this"][0][m]
+        },
+        "runs": runs,
     }
 
 
@@ -356,7 +388,7 @@ def section_learn(args: argparse.Namespace, ctx: dict[str, Any]) -> dict[str, An
         "goal": "<= 1.0 s wall for 20 examples of a new intent into 150 intents + full exemplar memory",
         "baseline": "bare SentenceTransformer.encode of the same 20 texts",
         "exemplars": sum(learner.exemplar_counts().values()),
-        "holdout_examples": len([i for ids in learner.state["holdout"].values() for i in ids]),
+        "holdout_examples": len([i for ids in learner.state.holdout.values() for i in ids]),
         "runs": runs,
         "median_wall_s": round(median(walls), 4),
         "median_timings_s": parts,
@@ -382,7 +414,7 @@ LEARN_PARTS = {
     "temperature_loo": "ridge.py:_choose_temperature",
     "plan_exemplars": "learner.py:_plan_exemplars",
     "holdout_accuracy": "learner.py:_holdout_accuracy",
-    "ood_and_checks_at_learn": "knowledge.py:at_learn",
+    "ood_and_checks_at_learn": "step.py:at_learn",
     "commit_total": "learner.py:_commit",
     "auto_snapshot": "snapshots.py:create",
     "chroma_add": "memory.py:add",
@@ -778,8 +810,8 @@ def _cold_profile(stats: pstats.Stats) -> dict[str, float]:
         "model_load": ("sentence_transformer/model.py", "__init__"),
         "open_workspace": ("learner.py", "open"),
         "predict": ("learner.py", "predict"),
-        "exemplars_in_process": ("knowledge.py", "exemplars"),
-        "evidence": ("knowledge.py", "nearest"),
+        "exemplars_in_process": ("learner.py", "_exemplars"),
+        "evidence": ("evidence.py", "nearest"),
     }
     out = {}
     for label, (fname, func) in wanted.items():
@@ -981,6 +1013,8 @@ def main() -> None:
     ap.add_argument("--bench-intents", type=int, default=30, help="CLINC150 intents for the bench section")
     ap.add_argument("--as-is", action="store_true", help="growth without the in-process Records.labels fix")
     ap.add_argument("--table", action="store_true", help="print the README table from the results and stop")
+    ap.add_argument("--baseline", help="latency: also measure the library of this checkout (e.g. a git worktree)")
+    ap.add_argument("--rounds", type=int, default=2, help="with --baseline: alternated runs of each tree")
     ap.add_argument("--growth-build", help=argparse.SUPPRESS)
     ap.add_argument("--growth-measure", help=argparse.SUPPRESS)
     args = ap.parse_args()

@@ -104,7 +104,7 @@ def main() -> None:
         sys.exit(f"clients must be 1..{MAX_CLIENTS} and seconds 0..{MAX_SECONDS}")
 
     from agent_il import IntentLearner
-    from agent_il.server import local_server
+    from agent_il.storage.chroma_server import local_server
 
     data = json.loads(DATA.read_text())
     per_class: dict[str, list[str]] = {}

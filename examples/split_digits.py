@@ -18,7 +18,7 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
 from agent_il import IntentLearner
-from agent_il.strategies import DEFAULT_STRATEGY
+from agent_il.config import DEFAULT_STRATEGY
 
 STRATEGIES = ["naive", "ewc", "replay", DEFAULT_STRATEGY]
 TASKS = [(0, 1), (2, 3), (4, 5), (6, 7), (8, 9)]

@@ -53,7 +53,7 @@ def chroma_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if os.environ.get("AGENT_IL_TEST_CHROMA_URL"):
         yield os.environ["AGENT_IL_TEST_CHROMA_URL"]
         return
-    from agent_il.server import local_server
+    from agent_il.storage.chroma_server import local_server
 
     with local_server(tmp_path_factory.mktemp("chroma-server")) as url:
         yield url

@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from agent_il import atomic
+from agent_il.storage import atomic
 
 
 def test_write_replaces_whole_file(tmp_path):

@@ -69,7 +69,7 @@ def crash_runs(
             classes = pool[5 * run : 5 * run + 5]
             spec["data"] = save(tmp_path / f"task{run}.npz", *vectors(clinc, encoder, classes))
         learner = IntentLearner.open(**where, encoder=encoder)
-        before = learner.state
+        before = learner.state.to_json()
         if op != "learn":  # what the state must be if the operation went through
             name = "base" if op == "restore" else learner.snapshots.auto_names()[-1]
             target = learner.snapshots.load(name)[0]
@@ -81,7 +81,7 @@ def crash_runs(
         learner = IntentLearner.open(**where, encoder=encoder)
         found = learner.doctor(orphan_age=0.0)
         assert found.ok, (op, found.problems)
-        state = learner.state
+        state = learner.state.to_json()
         if state == before:
             outcomes["before"] += 1
             assert learner.predict_vectors(probe, k=3, evidence=0) == predicted

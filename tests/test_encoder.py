@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from agent_il import Encoder, WorkspaceError
-from agent_il.embedding_cache import EmbeddingCache
-from agent_il.encoder import DEFAULT_MODEL, normalise_model_id, resolve_model_location
+from agent_il.encoding.cache import EmbeddingCache
+from agent_il.encoding.encoder import DEFAULT_MODEL, normalise_model_id, resolve_model_location
 
 
 def test_bundled_default_is_offline_and_normalised(encoder):

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from agent_il import IntentLearner
-from agent_il.ewc import OnlineEWC
 from agent_il.strategies import REGISTRY, make
+from agent_il.strategies.ewc import OnlineEWC
 from agent_il.strategies.neural import _Head
 
 
@@ -96,7 +96,7 @@ def test_ridge_is_order_invariant_and_equals_joint_training(tmp_path):
         for x, y in tasks:
             learner.learn_vectors(x, y)
         order = np.argsort(learner.labels)  # columns by label, whatever order they arrived in
-        scores[name] = learner.strategy._raw_scores(torch.from_numpy(probe))[:, order]
+        scores[name] = learner.strategy.raw_scores(torch.from_numpy(probe))[:, order]
         top[name] = [p.top_k[0][0] for p in learner.predict_vectors(probe, k=1, evidence=0)]
     assert torch.allclose(scores["ab"], scores["ba"], atol=1e-4)
     assert torch.allclose(scores["ab"], scores["joint"], atol=1e-4)
@@ -113,4 +113,4 @@ def test_vector_workspace_without_texts(tmp_path):
     preds = learner.predict_vectors(test_x, k=2, evidence=1)
     assert np.mean([p.top_k[0][0] == t for p, t in zip(preds, test_y)]) > 0.9
     assert preds[0].evidence[0].text is None
-    assert learner.state["dim"] == 16
+    assert learner.state.dim == 16

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from agent_il import IntentLearner
-from agent_il.budget import MemoryBudget
+from agent_il.config import MemoryBudget
 from agent_il.errors import InvalidInputError
-from agent_il.selection import herding, select
+from agent_il.memory.selection import herding, select
 
 
 def test_herding_tracks_the_class_mean_better_than_random(encoder, clinc):
@@ -53,13 +53,13 @@ def test_per_class_budget(clinc, encoder, workspace_dir, selection):
 def test_total_budget_rebalances_as_classes_arrive(clinc, encoder, workspace_dir):
     learner = IntentLearner.open(workspace_dir, strategy="replay", memory_total=40, encoder=encoder)
     learner.learn(*clinc.split("train", clinc.tasks[0][:4]))
-    first = dict(learner.state["exemplars"])
+    first = dict(learner.state.exemplars)
     assert set(learner.exemplar_counts().values()) == {10}
     learner.learn(*clinc.split("train", clinc.tasks[1][:4]))
     assert set(learner.exemplar_counts().values()) == {5}
     assert learner.memory.count() == 40  # trimmed exemplars are deleted from Chroma
     for label, ids in first.items():  # old classes keep the head of their herding order
-        assert learner.state["exemplars"][label] == ids[:5]
+        assert learner.state.exemplars[label] == ids[:5]
 
 
 def test_exemplars_keep_text_label_task_and_time(clinc, encoder, workspace_dir):
@@ -95,15 +95,15 @@ def test_predictions_bring_nearest_exemplars_as_evidence(clinc, encoder, workspa
 def test_large_memories_take_evidence_from_chroma_and_only_committed_records(
     clinc, encoder, workspace_dir, monkeypatch
 ):
-    from agent_il import knowledge
-    from agent_il.memory import Records
+    from agent_il.memory.records import Records
+    from agent_il.ood import evidence
 
     learner = IntentLearner.open(workspace_dir, encoder=encoder)
     learner.learn(*clinc.split("train", clinc.tasks[0]), task="first")
     texts = clinc.split("test", clinc.tasks[0])[0][:40]
     exact = learner.predict(texts, evidence=3, inbox=False)
-    monkeypatch.setattr(knowledge, "EXACT_ROWS", 0)  # this memory counts as large: Chroma's index answers
-    learner._exemplars = None
+    monkeypatch.setattr(evidence, "EXACT_ROWS", 0)  # this memory counts as large: Chroma's index answers
+    learner._evidence = None
     indexed = learner.predict(texts, evidence=3, inbox=False)
     same = [[e.text for e in a.evidence] == [e.text for e in b.evidence] for a, b in zip(exact, indexed)]
     assert np.mean(same) >= 0.9  # HNSW is approximate; on 200 exemplars it is all but exact
@@ -114,10 +114,10 @@ def test_large_memories_take_evidence_from_chroma_and_only_committed_records(
     # records another writer added but no commit names yet are never evidence, even the closest
     # ones; the first query is crowded by more of them than the extra hits asked for (exact scan)
     x = encoder.encode(texts)
-    x = np.concatenate([x, np.repeat(x[:1], knowledge.SLACK + 4, axis=0)])
+    x = np.concatenate([x, np.repeat(x[:1], evidence.SLACK + 4, axis=0)])
     meta = [{"label": "g", "task": "t"}] * len(x)
     ghosts = Records([f"ghost-{i}" for i in range(len(x))], x, ["ghost"] * len(x), meta)
-    learner.memory.add(ghosts, generation=learner.state["generation"] + 1)
+    learner.memory.add(ghosts, generation=learner.state.generation + 1)
     crowded = learner.predict(texts, evidence=3, inbox=False)
     for pred in crowded:
         assert len(pred.evidence) == 3 and all(e.text != "ghost" for e in pred.evidence)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from agent_il.bench import default_task_count, task_order
-from agent_il.metrics import AccuracyMatrix
+from agent_il.bench.protocol import default_task_count, task_order
+from agent_il.engine.metrics import AccuracyMatrix
 
 
 def matrix(*rows: dict[int, float]) -> AccuracyMatrix:

@@ -12,8 +12,10 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from agent_il import IntentLearner, InvalidInputError, ood
+from agent_il import IntentLearner, InvalidInputError
 from agent_il.cli import app
+from agent_il.config import DEFAULT_SCORE
+from agent_il.ood import calibration
 from agent_il.results import UNKNOWN
 
 QUICKSTART = Path(__file__).resolve().parent.parent / "examples" / "data" / "quickstart"
@@ -30,12 +32,15 @@ def rows(clinc, split: str, labels: list[str], per_label: int | None = None) -> 
 
 
 def test_threshold_arithmetic_on_a_known_distribution():
-    quantiles = list(np.linspace(0.0, 100.0, ood.QUANTILES))  # scores uniform on [0, 100]
-    assert ood.threshold_for_keep(quantiles, 0.95) == pytest.approx(5.0)
-    assert ood.keep_for_threshold(quantiles, 30.0) == pytest.approx(0.70)
-    assert ood.threshold_for_keep(quantiles, 1.0) is None and ood.keep_for_threshold(quantiles, -1.0) == 1.0
+    quantiles = list(np.linspace(0.0, 100.0, calibration.QUANTILES))  # scores uniform on [0, 100]
+    assert calibration.threshold_for_keep(quantiles, 0.95) == pytest.approx(5.0)
+    assert calibration.keep_for_threshold(quantiles, 30.0) == pytest.approx(0.70)
+    assert (
+        calibration.threshold_for_keep(quantiles, 1.0) is None
+        and calibration.keep_for_threshold(quantiles, -1.0) == 1.0
+    )
     # in scope at 5..10 (all right), out of scope at 0..4: the fitted threshold separates them
-    fitted = ood.fit_threshold(np.arange(5.0, 11.0), np.ones(6, dtype=bool), np.arange(0.0, 5.0))
+    fitted = calibration.fit_threshold(np.arange(5.0, 11.0), np.ones(6, dtype=bool), np.arange(0.0, 5.0))
     assert 4.0 < fitted <= 5.0
 
 
@@ -43,7 +48,7 @@ def test_calibration_keeps_the_target_share_and_rejects_out_of_scope(clinc, enco
     learner = IntentLearner.open(workspace_dir, encoder=encoder)
     report = learner.learn(*rows(clinc, "train", clinc.tasks[0]), task="first", holdout=0.1)
     cal = report.calibration
-    assert cal["score"] == ood.DEFAULT_SCORE and cal["keep"] == 0.95 and cal["threshold"] is not None
+    assert cal["score"] == DEFAULT_SCORE and cal["keep"] == 0.95 and cal["threshold"] is not None
     assert "leave-one-out" in cal["source"] and "held-out" in cal["source"]
 
     test_texts, test_labels = rows(clinc, "test", clinc.tasks[0])
@@ -62,9 +67,9 @@ def test_calibration_keeps_the_target_share_and_rejects_out_of_scope(clinc, enco
     assert np.mean([p.known for p in learner.predict(test_texts, k=1, evidence=0, inbox=False)]) < kept
     learner.close()
     learner = IntentLearner.open(workspace_dir, encoder=encoder)
-    assert learner.calibration()["keep"] == 0.8
+    assert learner.calibrator.setting()["keep"] == 0.8
     learner.learn(*rows(clinc, "train", clinc.tasks[1], per_label=30), task="second")
-    assert learner.calibration()["keep"] == 0.8 and learner.calibration()["mode"] == "set"
+    assert learner.calibrator.setting()["keep"] == 0.8 and learner.calibrator.setting()["mode"] == "set"
 
     # a threshold fitted on labelled out-of-scope examples rejects most of another oos sample
     fit_texts = [t for t, _ in clinc.data["oos_train"]] + test_texts[:100]
@@ -95,7 +100,7 @@ def test_confusion_warning_on_overlapping_intents(clinc, encoder, workspace_dir)
     assert listed[0]["prototype_similarity"] > 0.8 and listed[0]["examples"]
 
     # the same text under two labels is reported (and learned as given), within a batch or against memory
-    stored = learner.memory.load(learner.state["exemplars"]["plug_type"][:1]).texts[0]
+    stored = learner.memory.load(learner.state.exemplars["plug_type"][:1]).texts[0]
     clash = learner.learn(
         ["what adapter do i need in italy", "What adapter do I need in  Italy", stored],
         ["plug_adapter", "travel_gear", "travel_gear"],
@@ -117,14 +122,14 @@ def test_inbox_round_trip_unknown_cluster_learn_predicted(clinc, encoder, worksp
     rejected = [q for q, p in zip(queries, preds) if not p.known]
     assert len(rejected) >= 40 and all(p.label == UNKNOWN for p in preds if not p.known)
     learner.predict(queries[:3], k=1, evidence=0)  # the same text waits in the inbox once
-    assert sorted(learner.inbox().texts) == sorted(rejected)
+    assert sorted(learner.inbox.items().texts) == sorted(rejected)
 
-    clusters = learner.discover()
+    clusters = learner.inbox.discover()
     assert clusters and clusters[0].size >= 20
     assert set(clusters[0].examples) <= set(rejected)
     report = learner.learn_inbox(clusters[0].key, "new_intent")
     assert report.new_classes == ["new_intent"] and report.examples == clusters[0].size
-    assert len(learner.inbox().ids) == len(rejected) - clusters[0].size
+    assert len(learner.inbox.items().ids) == len(rejected) - clusters[0].size
     with pytest.raises(InvalidInputError, match="no inbox cluster"):
         learner.learn_inbox(clusters[0].key, "again")
 
@@ -139,12 +144,12 @@ def test_inbox_round_trip_unknown_cluster_learn_predicted(clinc, encoder, worksp
 def test_the_inbox_keeps_the_newest_inputs_up_to_its_limit(encoder, workspace_dir):
     """Anyone who can message the agent adds to the inbox: it stays bounded, oldest out first."""
     learner = IntentLearner.open(workspace_dir, encoder=encoder, auto_snapshots=0)
-    learner.inbox_limit = 10
+    learner.inbox.limit = 10
     x = np.random.default_rng(0).standard_normal((25, 384)).astype(np.float32)
     for i in range(25):
-        learner.add_to_inbox(x[i : i + 1], [f"message {i}"], ["some_intent"], [0.1])
-        assert len(learner.inbox().ids) <= 10
-    texts = learner.inbox().texts
+        learner.inbox.add(x[i : i + 1], [f"message {i}"], ["some_intent"], [0.1])
+        assert len(learner.inbox.items().ids) <= 10
+    texts = learner.inbox.items().texts
     assert len(texts) >= 9 and texts == [f"message {i}" for i in range(25 - len(texts), 25)]
 
 
@@ -160,10 +165,10 @@ def test_discovery_finds_unseen_intents_of_a_held_out_domain(clinc, encoder, wor
     noise = [t for t, _ in clinc.data["oos_test"][:60]]
     preds = learner.predict(probe + noise, k=1, evidence=0)
     label_of = {t: y for t, y, p in zip(probe + noise, truth + ["oos"] * 60, preds) if not p.known}
-    clusters = learner.discover()
+    clusters = learner.inbox.discover()
     majorities, purities = set(), []
     for c in clusters:
-        members = learner.inbox_store.load(c.ids).texts
+        members = learner.inbox.store.load(c.ids).texts
         majority, count = Counter(label_of[t] for t in members).most_common(1)[0]
         majorities.add(majority)
         purities.append(count / c.size)

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from agent_il import IntentLearner, InvalidInputError, WorkspaceError
 from agent_il.cli.app import app
 from agent_il.data import read
-from agent_il.memory import Records
+from agent_il.memory.records import Records
 from tests.test_crash import CLI, ENV, WORKER, save, start, vectors
 
 QUICK = Path(__file__).resolve().parent.parent / "examples" / "data" / "quickstart"
@@ -45,11 +45,11 @@ def test_everything_works_over_a_server(chroma_url, server_name, encoder):
     assert other.predict(["is my flight on time"], k=1)[0].label != "flight_status"
     other.restore("both")
     assert one.predict(["is my flight on time"], k=1)[0].label == "flight_status"
-    assert [s.name for s in one.list_snapshots() if not s.auto] == ["both"]
+    assert [s.name for s in one.snapshots.list() if not s.auto] == ["both"]
     # records that a writer has added but not committed yet are no evidence
     text = "is my flight on time"
     meta = {"label": "pending_intent", "task": "x", "task_id": 99, "time": 0.0}
-    one.memory.add(Records(["pending"], encoder.encode([text]), [text], [meta]), one.state["generation"] + 1)
+    one.memory.add(Records(["pending"], encoder.encode([text]), [text], [meta]), one.state.generation + 1)
     assert "pending_intent" not in [e.label for e in other.predict([text], k=1, evidence=5)[0].evidence]
     one.memory.delete(["pending"])
     assert one.doctor().ok
@@ -132,7 +132,7 @@ def test_tampered_blob_on_the_server_is_refused(chroma_url, server_name, encoder
     (row,) = [(i, m) for i, m in zip(got["ids"], got["metadatas"]) if m["key"].startswith("snapshots/saved-")][:1]
     flipped = row[1]["data"][:-8] + ("A" * 8 if not row[1]["data"].endswith("A" * 8) else "B" * 8)
     meta.update(ids=[row[0]], metadatas=[{**row[1], "data": flipped}])
-    before = learner.state
+    before = learner.state.to_json()
     with pytest.raises(WorkspaceError, match="damaged"):
         learner.restore("saved")
     assert learner.workspace.read_state() == before

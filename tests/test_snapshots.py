@@ -48,8 +48,8 @@ def test_holdout_slices_and_accuracy_matrix(two_tasks, clinc):
 def test_holdout_examples_are_not_learned(clinc, encoder, workspace_dir):
     learner = IntentLearner.open(workspace_dir, encoder=encoder, memory_per_class=100)
     learner.learn(*task(clinc, 0), holdout=0.5)
-    held = learner.stores["holdout"].load(learner.state["holdout"]["1"])
-    memory = learner.memory.load([i for ids in learner.state["exemplars"].values() for i in ids])
+    held = learner.stores["holdout"].load(learner.state.holdout["1"])
+    memory = learner.memory.load([i for ids in learner.state.exemplars.values() for i in ids])
     assert set(held.texts).isdisjoint(memory.texts)
     assert learner.tasks[0].examples == 200 and len(held.ids) == 100
 
@@ -96,7 +96,7 @@ def test_automatic_snapshots_are_bounded(clinc, encoder, workspace_dir):
     learner = IntentLearner.open(workspace_dir, encoder=encoder, auto_snapshots=2)
     for i in range(4):
         learner.learn(*task(clinc, i, per_class=5))
-    assert [s.name for s in learner.list_snapshots()] == ["auto-000002", "auto-000003"]
+    assert [s.name for s in learner.snapshots.list()] == ["auto-000002", "auto-000003"]
 
 
 def test_snapshot_names_are_validated(two_tasks):
@@ -109,7 +109,7 @@ def test_snapshot_names_are_validated(two_tasks):
     with pytest.raises(InvalidInputError, match="no snapshot"):
         two_tasks.restore("absent")
     two_tasks.delete_snapshot("ok")
-    assert "ok" not in [s.name for s in two_tasks.list_snapshots()]
+    assert "ok" not in [s.name for s in two_tasks.snapshots.list()]
 
 
 @pytest.mark.parametrize("damage", ["truncate", "flip", "remove"])

@@ -13,15 +13,8 @@ import pytest
 from agent_il import IntentLearner
 from agent_il.errors import InvalidInputError, ToolError
 from agent_il.results import UNKNOWN, Prediction
-from agent_il.tools import (
-    CLASSIFY_INTENT,
-    LEARN_INTENT,
-    LIST_INTENTS,
-    Classification,
-    IntentTools,
-    LearnResult,
-    ToolLimits,
-)
+from agent_il.tools.models import Classification, LearnResult, ToolLimits
+from agent_il.tools.surface import CLASSIFY_INTENT, LEARN_INTENT, LIST_INTENTS, IntentTools
 
 PIZZA = [
     "i want to order a pizza",
@@ -99,12 +92,12 @@ def test_raw_arguments_are_validated(tools: IntentTools, name: str, arguments: o
 
 
 def test_learning_refused_when_not_enabled(tools: IntentTools) -> None:
-    generation = tools.learner.state["generation"]
+    generation = tools.learner.state.generation
     with pytest.raises(ToolError, match="learning is disabled"):
         tools.call(LEARN_INTENT, {"label": "order_pizza", "examples": PIZZA})
     with pytest.raises(ToolError, match="learning is disabled"):
         tools.learn_intent("order_pizza", PIZZA)
-    assert tools.learner.state["generation"] == generation and "order_pizza" not in tools.learner.labels
+    assert tools.learner.state.generation == generation and "order_pizza" not in tools.learner.labels
 
 
 def test_learn_intent_snapshots_first_and_checks_forgetting(fresh_home: Path, tool_encoder) -> None:
@@ -116,7 +109,7 @@ def test_learn_intent_snapshots_first_and_checks_forgetting(fresh_home: Path, to
         assert res.label == "order_pizza" and res.new_intent and res.examples == len(PIZZA)
         assert (res.task, res.task_id, res.intents_total) == ("agent:order_pizza", 3, 13)
         assert res.snapshot.startswith("auto-") and res.undo == "agent-il rollback"
-        assert res.snapshot in [s.name for s in tools.learner.list_snapshots()]
+        assert res.snapshot in [s.name for s in tools.learner.snapshots.list()]
         assert [(c.task, c.name) for c in res.forgetting_check] == [(1, "banking"), (2, "travel")]
         assert all(c.before is not None and c.before >= 90 for c in res.forgetting_check)
         assert res.largest_drop is not None and 0 <= res.largest_drop <= 5
@@ -134,20 +127,20 @@ def test_learn_intent_snapshots_first_and_checks_forgetting(fresh_home: Path, to
 
 def test_out_of_scope_messages_are_unknown_and_kept_in_the_inbox_unless_told(fresh_home: Path, tool_encoder) -> None:
     with IntentTools(fresh_home, encoder=tool_encoder) as tools:
-        before = len(tools.learner.inbox().ids)
+        before = len(tools.learner.inbox.items().ids)
         joke = tools.classify_intent("tell me a joke about penguins")
         assert (joke.label, joke.known) == ("unknown", False) and joke.score is not None
         assert joke.summary().startswith("unknown: the text matches no known intent; closest known intent ")
-        assert len(tools.learner.inbox().ids) == before + 1  # for the operator's agent-il discover
+        assert len(tools.learner.inbox.items().ids) == before + 1  # for the operator's agent-il discover
         quiet = IntentTools(tools.learner, inbox=False)
         assert quiet.classify_intent("what is the meaning of life").label == "unknown"
-        assert len(tools.learner.inbox().ids) == before + 1
+        assert len(tools.learner.inbox.items().ids) == before + 1
 
 
 def test_limits_refuse_and_change_nothing(fresh_home: Path, tool_encoder) -> None:
     limits = ToolLimits(max_text_chars=60, min_examples=2, max_examples=4)
     with IntentTools(fresh_home, allow_learning=True, encoder=tool_encoder, limits=limits) as tools:
-        generation = tools.learner.state["generation"]
+        generation = tools.learner.state.generation
         cases = [
             ({"label": "order_pizza", "examples": PIZZA[:1]}, "got 1 examples; give between 2 and 4 per call"),
             ({"label": "order_pizza", "examples": PIZZA[:5]}, "got 5 examples; give between 2 and 4 per call"),
@@ -162,7 +155,7 @@ def test_limits_refuse_and_change_nothing(fresh_home: Path, tool_encoder) -> Non
         for arguments, message in cases:
             with pytest.raises(ToolError, match=message):
                 tools.call(LEARN_INTENT, arguments)
-        assert tools.learner.state["generation"] == generation
+        assert tools.learner.state.generation == generation
 
 
 def test_without_automatic_snapshots_a_named_one_is_taken(tmp_path: Path, tool_encoder, quickstart) -> None:
@@ -175,7 +168,7 @@ def test_without_automatic_snapshots_a_named_one_is_taken(tmp_path: Path, tool_e
         res = tools.learn_intent("order_pizza", PIZZA)
         assert res.snapshot.startswith("pre-learn-") and res.undo == f"agent-il snapshot restore {res.snapshot}"
         assert res.forgetting_check == [] and res.largest_drop is None
-        assert [s.name for s in tools.learner.list_snapshots()] == [res.snapshot]
+        assert [s.name for s in tools.learner.snapshots.list()] == [res.snapshot]
         tools.learner.restore(res.snapshot)
         assert "order_pizza" not in tools.learner.labels and len(tools.learner.labels) == 6
 

@@ -9,8 +9,9 @@ import stat
 import numpy as np
 import pytest
 
-from agent_il import IntentLearner, InvalidInputError, ModelMismatchError, WorkspaceError, atomic
-from agent_il.memory import Records
+from agent_il import IntentLearner, InvalidInputError, ModelMismatchError, WorkspaceError
+from agent_il.memory.records import Records
+from agent_il.storage import atomic
 from tests.helpers import tree_digest
 
 
@@ -155,7 +156,7 @@ def test_model_mismatch_is_refused(learned, tmp_path):
 
 
 def test_settings_of_an_existing_workspace_cannot_change(learned):
-    other = "ridge" if learned.strategy_name != "ridge" else "ewc-replay"
+    other = "ridge" if learned.config.strategy != "ridge" else "ewc-replay"
     with pytest.raises(InvalidInputError, match="strategy"):
         IntentLearner.open(learned.path, strategy=other)
 

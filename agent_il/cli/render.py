@@ -6,15 +6,16 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
 
-from agent_il.doctor import Diagnosis
-from agent_il.metrics import FileEvaluation
-from agent_il.results import LearnReport, Prediction, Task
-from agent_il.snapshots import SnapshotInfo
+if TYPE_CHECKING:  # agent_il.storage loads torch: the types are only named, so the CLI stays fast to import
+    from agent_il.engine.metrics import FileEvaluation
+    from agent_il.results import LearnReport, Prediction, Task
+    from agent_il.storage.doctor import Diagnosis
+    from agent_il.storage.snapshots import SnapshotInfo
 
 # Piped output keeps whole rows (rich would wrap at 80 columns).
 out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
@@ -280,7 +281,7 @@ def snapshot_table(snaps: list[SnapshotInfo]) -> None:
 
 
 def bench_table(result: dict[str, Any], out_dir: Path) -> None:
-    from agent_il.reports import HEADER, table_rows
+    from agent_il.bench.reports import HEADER, table_rows
 
     p = result["protocol"]
     table = Table(
@@ -293,7 +294,7 @@ def bench_table(result: dict[str, Any], out_dir: Path) -> None:
     out.print(table)
     out.print(f"default: {result['default']}; best final accuracy: {result['best']}")
     if result.get("oos"):
-        from agent_il.reports import OOS_HEADER, oos_rows
+        from agent_il.bench.reports import OOS_HEADER, oos_rows
 
         oos = Table(title="Out-of-scope rejection of the default (95% keep target)", title_justify="left")
         for i, col in enumerate(OOS_HEADER):

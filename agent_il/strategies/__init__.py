@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from agent_il.config import DEFAULT_STRATEGY
 from agent_il.errors import InvalidInputError
 from agent_il.strategies.base import Strategy
 from agent_il.strategies.neural import EWCReplayStrategy, EWCStrategy, NeuralStrategy, ReplayStrategy
@@ -12,7 +13,6 @@ from agent_il.strategies.ridge import RidgeStrategy
 REGISTRY: dict[str, type[Strategy]] = {
     cls.name: cls for cls in (RidgeStrategy, EWCReplayStrategy, ReplayStrategy, EWCStrategy, NeuralStrategy)
 }
-DEFAULT_STRATEGY = "ridge"  # best of the benchmark (README, "How it learns")
 
 
 def make(name: str, config: dict[str, Any] | None = None) -> Strategy:

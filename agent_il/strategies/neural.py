@@ -23,8 +23,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from agent_il.ewc import OnlineEWC
 from agent_il.strategies.base import Strategy
+from agent_il.strategies.ewc import OnlineEWC
 
 
 class _Head(nn.Module):
@@ -141,9 +141,9 @@ class NeuralStrategy(Strategy):
         self._tasks_seen += 1
 
     @torch.no_grad()
-    def logits(self, x: Tensor) -> Tensor:
+    def raw_scores(self, x: Tensor) -> Tensor:
         assert self.head is not None, "fit() first"
-        return self.head(x)
+        return self.head(x)  # cosine logits: already on a fixed scale
 
     def tensors(self) -> dict[str, Tensor]:
         assert self.head is not None, "fit() first"

@@ -20,12 +20,21 @@ from torch import Tensor
 from agent_il.strategies.base import Strategy
 
 _TEMPERATURES = torch.logspace(-3, 1, 41, dtype=torch.float64)
-_REFERENCE_COUNT = 100.0  # a class with this many examples in a learn gets weight 1
+REFERENCE_COUNT = 100.0  # a class with this many examples in a learn gets weight 1
 _CALIBRATION_ROWS = 500  # enough for one temperature; keeps the solve small
+
+
+def balance_weights(counts: Tensor) -> Tensor:
+    """Each example's weight in ``G`` and ``C`` from its class's size in its learn: classes of
+    different sizes weigh alike."""
+    return (REFERENCE_COUNT / counts.double().clamp_min(1)).sqrt()
 
 
 class RidgeStrategy(Strategy):
     name: ClassVar[str] = "ridge"
+    # The temperature is refitted at every learn on that learn's examples alone (one class: any
+    # temperature fits), so rejection reads the raw scores at the one CLINC150 fits overall.
+    score_temperature: ClassVar[float] = 0.05
 
     def __init__(self, *, features: int = 2048, ridge_lambda: float = 1.0, bias_scale: float = 0.3, seed: int = 0):
         self.features, self.ridge_lambda, self.bias_scale, self.seed = features, ridge_lambda, bias_scale, seed
@@ -34,7 +43,7 @@ class RidgeStrategy(Strategy):
         self.gram: Tensor | None = None  # (d + features) squared, float64
         self.cross: Tensor | None = None  # (d + features) x classes, float64
         self.weights: Tensor | None = None  # (d + features) x classes, float32 (solved)
-        self.temperature = 1.0
+        self._temperature = 1.0
         self._factor: Tensor | None = None
 
     def config(self) -> dict[str, Any]:
@@ -48,6 +57,10 @@ class RidgeStrategy(Strategy):
     @property
     def n_classes(self) -> int:
         return 0 if self.cross is None else self.cross.shape[1]
+
+    @property
+    def temperature(self) -> float:
+        return self._temperature
 
     def _features(self, x: Tensor) -> Tensor:
         assert self.projection is not None and self.bias is not None
@@ -66,8 +79,7 @@ class RidgeStrategy(Strategy):
         if n_classes > self.cross.shape[1]:
             pad = torch.zeros(self.cross.shape[0], n_classes - self.cross.shape[1], dtype=torch.float64)
             self.cross = torch.cat([self.cross, pad], dim=1)
-        counts = torch.bincount(y, minlength=n_classes).double()
-        weight = (_REFERENCE_COUNT / counts.clamp_min(1)).sqrt()[y]
+        weight = balance_weights(torch.bincount(y, minlength=n_classes))[y]
         h = self._features(x).double()
         # Rounding may leave G a hair asymmetric; only its lower triangle is ever read (the
         # Cholesky factorisation reads that one, and it is what is saved), so reloads are exact.
@@ -76,7 +88,7 @@ class RidgeStrategy(Strategy):
         self._factor = None
         solved = torch.cholesky_solve(self.cross, self.factor())
         self.weights = solved.float().contiguous()  # row-major, as it will be when reloaded
-        self.temperature = self._choose_temperature(h, weight, y, solved)
+        self._temperature = self._choose_temperature(h, weight, y, solved)
 
     def factor(self) -> Tensor:
         """Cholesky factor of ``G + lambda I``, kept until the next fit: the leave-one-out scores
@@ -104,9 +116,7 @@ class RidgeStrategy(Strategy):
         for ridge: ``(score - lev * y) / (1 - lev)``), not of scores the fit has already seen."""
         keep = torch.randperm(len(y), generator=torch.Generator().manual_seed(self.seed))[:_CALIBRATION_ROWS]
         h, weight, y = h[keep], weight[keep], y[keep]
-        leverage = self.leverage(h, weight)
-        target = torch.nn.functional.one_hot(y, solved.shape[1]).double()
-        loo = (h @ solved - leverage[:, None] * target) / (1 - leverage).clamp_min(1e-6)[:, None]
+        loo = self._left_out(h, weight, y, solved)
         # Laplace-style smoothing: n examples all scored right do not prove certainty, and without
         # it a separable learn drives the temperature to zero (every confidence a flat 1.00).
         eps = 1.0 / (len(y) + 1)
@@ -115,13 +125,22 @@ class RidgeStrategy(Strategy):
         ]
         return float(_TEMPERATURES[int(torch.tensor(nll).argmin())])
 
-    def _raw_scores(self, x: Tensor) -> Tensor:
-        assert self.weights is not None, "fit() first"
-        return self._features(x) @ self.weights
+    def _left_out(self, h: Tensor, weight: Tensor, y: Tensor, solved: Tensor) -> Tensor:
+        """Exact leave-one-out scores of fitted feature rows: ``(score - lev * y) / (1 - lev)``."""
+        leverage = self.leverage(h, weight)
+        target = torch.nn.functional.one_hot(y, solved.shape[1]).double()
+        return (h @ solved - leverage[:, None] * target) / (1 - leverage).clamp_min(1e-6)[:, None]
 
     @torch.no_grad()
-    def logits(self, x: Tensor) -> Tensor:
-        return self._raw_scores(x) / self.temperature
+    def leave_one_out(self, x: Tensor, y: Tensor, counts: Tensor) -> Tensor | None:
+        if self.gram is None or self.weights is None:
+            return None
+        return self._left_out(self._features(x).double(), balance_weights(counts), y, self.weights.double())
+
+    @torch.no_grad()
+    def raw_scores(self, x: Tensor) -> Tensor:
+        assert self.weights is not None, "fit() first"
+        return self._features(x) @ self.weights
 
     def tensors(self) -> dict[str, Tensor]:
         assert self.projection is not None and self.bias is not None and self.weights is not None
@@ -132,7 +151,7 @@ class RidgeStrategy(Strategy):
             "gram_upper": self.gram.T[tuple(_upper(self.gram.shape[0]))],  # = the lower triangle of G
             "cross": self.cross,
             "weights": self.weights,
-            "temperature": torch.tensor(self.temperature, dtype=torch.float64),
+            "temperature": torch.tensor(self._temperature, dtype=torch.float64),
         }
 
     def load_tensors(self, tensors: dict[str, Tensor]) -> None:
@@ -143,7 +162,7 @@ class RidgeStrategy(Strategy):
         self.gram[rows, cols] = upper
         self.gram[cols, rows] = upper
         self.cross, self.weights = tensors["cross"], tensors["weights"]
-        self.temperature = float(tensors["temperature"])
+        self._temperature = float(tensors["temperature"])
         self._factor = None
 
 

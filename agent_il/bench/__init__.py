@@ -1,0 +1,1 @@
+"""The class-incremental benchmark, its out-of-scope figures, reports and plots."""

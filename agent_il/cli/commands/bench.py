@@ -1,0 +1,119 @@
+"""``agent-il bench``: every strategy on the class-incremental protocol. The data work (reading,
+encoding, the embedding cache, the oos splits) is agent_il.bench.datasets; this parses and prints."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from agent_il.cli.context import Format, Json, LabelCol, TextCol, emit, guarded
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(bench)
+
+
+@guarded
+def bench(
+    train: Annotated[
+        Path,
+        typer.Argument(
+            help="Labelled training file (CLINC150's data_full.json brings its test split).", show_default=False
+        ),
+    ],
+    test: Annotated[
+        Path | None, typer.Option("--test", help="Labelled test file (default: TRAIN's 'test' split).")
+    ] = None,
+    tasks: Annotated[
+        int | None, typer.Option("--tasks", help="Number of tasks (default: most tasks of >= 10 classes).")
+    ] = None,
+    seeds: Annotated[
+        list[str] | None, typer.Option("--seeds", help="Seeds: --seeds 0,1,2 or repeated (default 0 1 2).")
+    ] = None,
+    strategy_names: Annotated[
+        list[str] | None, typer.Option("--strategies", help="Strategies to compare (default: all, plus joint).")
+    ] = None,
+    memory_per_class: Annotated[
+        int, typer.Option("--memory-per-class", min=1, help="Exemplar budget for every strategy.")
+    ] = 20,
+    quick: Annotated[bool, typer.Option("--quick", help="One seed and the first 3 tasks only: a smoke run.")] = False,
+    out: Annotated[Path, typer.Option("--out", help="Directory for results.json, report.md and plots.")] = Path(
+        "bench-results"
+    ),
+    model: Annotated[str | None, typer.Option("--model", help="Encoder (default: bundled all-MiniLM-L6-v2).")] = None,
+    cache_dir: Annotated[
+        Path | None,
+        typer.Option("--cache-dir", help="Embedding cache (default: ~/.cache/agent-il).", show_default=False),
+    ] = None,
+    text_col: TextCol = None,
+    label_col: LabelCol = None,
+    fmt: Format = None,
+    as_json: Json = False,
+) -> None:
+    """Compare every strategy on the class-incremental protocol: accuracy, forgetting, learn time.
+
+    Classes are split into equal tasks in a seeded order; after each task, the test examples of
+    every class seen so far are classified with no task id. Embeddings are cached on disk, so a
+    re-run encodes nothing.
+
+    Example: `agent-il bench examples/data/clinc150/data_full.json --seeds 0,1,2 --out results/clinc150`
+    """
+    from agent_il import strategies
+    from agent_il.bench import datasets, protocol, reports
+    from agent_il.cli import render
+
+    seed_list = _seeds(seeds) if seeds else [0, 1, 2]
+    if quick:
+        seed_list = seed_list[:1]
+    names = [n for item in (strategy_names or []) for n in item.split(",") if n] or [
+        *strategies.REGISTRY,
+        protocol.REFERENCE,
+    ]
+    corpus = datasets.read(train, test, fmt=fmt, text_col=text_col, label_col=label_col)
+    n_tasks = tasks or protocol.default_task_count(corpus.classes)
+    with datasets.Embeddings(model, cache_dir) as embed:
+        with render.progress(enabled=not as_json, what="Encoding") as advance:
+            train_split, test_split = datasets.encode(corpus, embed, on_progress=advance)
+        tasks_run = min(3, n_tasks) if quick else n_tasks
+        steps = len(names) * len(seed_list) * tasks_run
+        with render.progress(enabled=not as_json, what="Learning") as advance:
+            done = [0]
+
+            def tick() -> None:
+                done[0] += 1
+                if advance:
+                    advance(done[0], steps)
+
+            result = protocol.run(
+                train_split,
+                test_split,
+                names=names,
+                n_tasks=n_tasks,
+                seeds=seed_list,
+                memory_per_class=memory_per_class,
+                limit_tasks=tasks_run,
+                on_task=tick,
+            )
+        extra = {
+            "model": embed.model_id,
+            "train": str(train),
+            "test": str(test or train),
+            "encoded_texts": embed.encoded_count,  # 0 when every embedding came from the cache
+        }
+        oos = None
+        if not quick and corpus.has_oos():  # CLINC150: rejection figures too
+            oos = datasets.oos_figures(corpus, embed, train_split, test_split, n_tasks)
+    written = reports.write(result, out, f"Class-incremental benchmark: {train.name}", extra, oos=oos)
+    emit(written) if as_json else render.bench_table(written, out)
+
+
+def _seeds(values: list[str]) -> list[int]:
+    """``--seeds 0,1,2``, ``--seeds 0 --seeds 1`` or a mix of the two."""
+    from agent_il.errors import InvalidInputError
+
+    try:
+        return [int(s) for v in values for s in v.split(",") if s.strip()]
+    except ValueError:
+        raise InvalidInputError(f"--seeds takes whole numbers, got {' '.join(values)}") from None

@@ -1,0 +1,196 @@
+"""``agent-il learn``, ``predict``, ``evaluate`` and ``tasks list|show``: teach the workspace, use
+it, and measure what it learned and forgot."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from agent_il.cli.context import (
+    Format,
+    Home,
+    Json,
+    LabelCol,
+    Model,
+    Split,
+    TextCol,
+    emit,
+    guarded,
+    open_learner,
+    read_file,
+)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(learn)
+    app.command()(predict)
+    app.command()(evaluate)
+    tasks = typer.Typer(help="Inspect the tasks (one per learn) a workspace has learned.", no_args_is_help=True)
+    tasks.command("list")(tasks_list)
+    tasks.command("show")(tasks_show)
+    app.add_typer(tasks, name="tasks")
+
+
+@guarded
+def learn(
+    ctx: typer.Context,
+    file: Annotated[
+        Path, typer.Argument(help="Labelled examples: CSV/TSV with a header, JSONL, or JSON.", show_default=False)
+    ],
+    task: Annotated[str | None, typer.Option("--task", help="Name of this task (default: task-N).")] = None,
+    text_col: TextCol = None,
+    label_col: LabelCol = None,
+    fmt: Format = None,
+    split: Split = None,
+    holdout: Annotated[
+        float, typer.Option("--holdout", help="Fraction of each class kept aside as this task's test slice.")
+    ] = 0.0,
+    model: Model = None,
+    home: Home = None,
+    as_json: Json = False,
+) -> None:
+    """Learn the intents in FILE as one task, and show what it changed and what it forgot.
+
+    New labels become new intents; known labels get more examples. A snapshot is taken first,
+    so `agent-il rollback` undoes it.
+
+    Example: `agent-il learn examples/data/quickstart/banking.csv --task banking --holdout 0.2`
+    """
+    from agent_il import validation
+    from agent_il.cli import render
+
+    validation.fraction(holdout, "holdout")  # every argument is checked before the workspace is opened
+    validation.task_name(task)
+    dataset = read_file(file, fmt, text_col, label_col, split, labelled=True)
+    learner = open_learner(ctx, home, model)
+    with render.progress(enabled=not as_json, what="Encoding") as advance:
+        report = learner.learn(dataset.texts, dataset.labels, task=task, holdout=holdout, on_progress=advance)
+    emit(report.to_dict()) if as_json else render.learn_report(report)
+
+
+@guarded
+def predict(
+    ctx: typer.Context,
+    texts: Annotated[list[str] | None, typer.Argument(help="Texts to classify.", show_default=False)] = None,
+    file: Annotated[Path | None, typer.Option("--file", help="Classify every text of this file instead.")] = None,
+    top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, help="How many labels to list per text.")] = 3,
+    evidence: Annotated[int, typer.Option("--evidence", min=0, help="Nearest stored examples to show per text.")] = 2,
+    inbox: Annotated[bool, typer.Option("--inbox/--no-inbox", help="Keep texts rejected as unknown.")] = True,
+    text_col: TextCol = None,
+    fmt: Format = None,
+    split: Split = None,
+    model: Model = None,
+    home: Home = None,
+    as_json: Json = False,
+) -> None:
+    """Classify texts: best intent, confidence, top-k, and the stored examples it rests on.
+
+    Example: `agent-il predict "i was charged twice" "where is my card" --top-k 3`
+    """
+    from agent_il.cli import render
+    from agent_il.errors import InvalidInputError
+
+    if bool(texts) == (file is not None):
+        raise InvalidInputError("give texts to classify, or --file FILE, not both")
+    if file is not None:
+        texts = read_file(file, fmt, text_col, None, split, labelled=False).texts
+    assert texts is not None
+    preds = open_learner(ctx, home, model).predict(texts, k=top_k, evidence=evidence, inbox=inbox)
+    if as_json:
+        emit({"predictions": [render.prediction_dict(t, p) for t, p in zip(texts, preds)]})
+    else:
+        render.predictions(texts, preds)
+
+
+@guarded
+def evaluate(
+    ctx: typer.Context,
+    file: Annotated[
+        Path | None, typer.Argument(help="Labelled test file (default: the held-out slices).", show_default=False)
+    ] = None,
+    plot: Annotated[
+        Path | None, typer.Option("--plot", help="Write a PNG of the accuracy matrix and curve here.")
+    ] = None,
+    text_col: TextCol = None,
+    label_col: LabelCol = None,
+    fmt: Format = None,
+    split: Split = None,
+    model: Model = None,
+    home: Home = None,
+    as_json: Json = False,
+) -> None:
+    """Measure accuracy and forgetting.
+
+    Without FILE: the accuracy matrix over every task's held-out slice (learn with `--holdout`),
+    final accuracy, average forgetting and backward transfer. With FILE: accuracy overall, per
+    class and per task on it.
+
+    Example: `agent-il evaluate --plot forgetting.png`, or `agent-il evaluate test.csv --json`
+    """
+    from agent_il.cli import render
+    from agent_il.errors import InvalidInputError
+
+    if plot is not None and plot.suffix.lower() != ".png":
+        raise InvalidInputError(f"--plot writes PNG; give a path ending in .png, not {plot}")
+    learner = open_learner(ctx, home, model)
+    if file is not None:
+        if plot is not None:
+            raise InvalidInputError("--plot draws the held-out accuracy matrix; use it without FILE")
+        dataset = read_file(file, fmt, text_col, label_col, split, labelled=True)
+        result = learner.evaluate(dataset.texts, dataset.labels)
+        emit(result.to_dict()) if as_json else render.file_evaluation(result)
+        return
+    matrix = learner.accuracy_matrix()
+    names = {t.id: t.name for t in learner.tasks}
+    if not matrix.rows:
+        raise InvalidInputError("no held-out slices yet: learn with --holdout 0.1, or pass a labelled FILE")
+    if plot is not None:
+        from agent_il.bench.plots import accuracy_figure
+
+        accuracy_figure(matrix, names, plot)
+    summary = {**matrix.summary(), "task_names": {str(k): v for k, v in names.items()}}
+    emit(summary) if as_json else render.matrix(summary, names, plot)
+
+
+@guarded
+def tasks_list(ctx: typer.Context, home: Home = None, as_json: Json = False) -> None:
+    """List the tasks, oldest first.
+
+    Example: `agent-il tasks list`
+    """
+    from agent_il.cli import render
+
+    tasks = open_learner(ctx, home).tasks
+    emit({"tasks": [t.__dict__ for t in tasks]}) if as_json else render.task_table(tasks)
+
+
+@guarded
+def tasks_show(
+    ctx: typer.Context,
+    task: Annotated[str, typer.Argument(help="Task id or name (the newest task of that name).", show_default=False)],
+    home: Home = None,
+    as_json: Json = False,
+) -> None:
+    """Show one task: its classes, their example and exemplar counts, its held-out accuracy.
+
+    Example: `agent-il tasks show billing`
+    """
+    from agent_il.cli import render
+    from agent_il.errors import InvalidInputError
+
+    learner = open_learner(ctx, home)
+    found = [t for t in learner.tasks if str(t.id) == task or t.name == task]
+    if not found:
+        known = ", ".join(f"{t.id}:{t.name}" for t in learner.tasks) or "none yet"
+        raise InvalidInputError(f"no task {task!r}; tasks are: {known}")
+    t = found[-1]
+    counts = learner.exemplar_counts()
+    rows = learner.accuracy_matrix().rows
+    detail = {
+        **t.__dict__,
+        "exemplars": {y: counts.get(y, 0) for y in t.classes},
+        "holdout_accuracy": [{"after_task": a, "accuracy": acc[t.id]} for a, acc in rows if t.id in acc],
+    }
+    emit(detail) if as_json else render.task_detail(detail)

@@ -1,0 +1,105 @@
+"""``agent-il init``, ``status`` and ``doctor``: make a workspace, look at it, check it."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from agent_il.cli.context import Home, Json, emit, guarded, open_learner, workspace_exists
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(init)
+    app.command()(status)
+    app.command()(doctor)
+
+
+@guarded
+def init(
+    ctx: typer.Context,
+    home: Home = None,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model", help="Encoder: a sentence-transformers name or local path (default: bundled all-MiniLM-L6-v2)."
+        ),
+    ] = None,
+    strategy: Annotated[
+        str | None, typer.Option("--strategy", help="Learning rule: ridge (default), ewc-replay, replay, ewc or naive.")
+    ] = None,
+    memory_per_class: Annotated[
+        int | None, typer.Option("--memory-per-class", help="Exemplars kept per class (default 20).")
+    ] = None,
+    memory_total: Annotated[
+        int | None, typer.Option("--memory-total", help="Or: exemplars kept in all, shared by the classes.")
+    ] = None,
+    selection: Annotated[
+        str, typer.Option("--selection", help="Which exemplars to keep: herding or random.")
+    ] = "herding",
+    auto_snapshots: Annotated[
+        int, typer.Option("--auto-snapshots", help="Automatic pre-learn snapshots to keep (0: none).")
+    ] = 10,
+    as_json: Json = False,
+) -> None:
+    """Create a workspace.
+
+    Example: `agent-il init --home ./kb --strategy ewc-replay --memory-per-class 20`
+    """
+    from agent_il.encoding.encoder import Encoder
+    from agent_il.errors import WorkspaceError
+
+    exists, location = workspace_exists(ctx, home)
+    if exists:
+        raise WorkspaceError(f"{location} is already a workspace; use it, or choose another one")
+    encoder = Encoder(model)
+    _ = encoder.dim  # a model that cannot load fails here, before anything is created
+    learner = open_learner(
+        ctx,
+        home,
+        create=True,
+        encoder=encoder,
+        strategy=strategy,
+        memory_per_class=memory_per_class,
+        memory_total=memory_total,
+        selection=selection,
+        auto_snapshots=auto_snapshots,
+    )
+    info = learner.status()
+    if as_json:
+        emit(info)
+    else:
+        typer.echo(f"Created workspace {info['path']} (model {info['model']}, strategy {info['strategy']}).")
+        typer.echo("Next: agent-il learn FILE --task NAME")
+
+
+@guarded
+def status(ctx: typer.Context, home: Home = None, as_json: Json = False) -> None:
+    """Show a workspace: model, strategy, classes, tasks, exemplars, snapshots, size on disk.
+
+    Example: `agent-il status --home ./kb`
+    """
+    from agent_il.cli import render
+
+    info = open_learner(ctx, home).status()
+    emit(info) if as_json else render.status(info)
+
+
+@guarded
+def doctor(ctx: typer.Context, home: Home = None, as_json: Json = False) -> None:
+    """Check that head, metadata, memory and snapshots agree; clean what interrupted commands left.
+
+    Exit status 1 if a problem remains. On a Chroma server, leftovers are cleaned once 15 minutes
+    old, so that writes in progress elsewhere are left alone.
+
+    Example: `agent-il doctor --home ./kb`
+    """
+    found = open_learner(ctx, home).doctor()
+    if as_json:
+        emit(found.to_dict())
+    else:
+        from agent_il.cli import render
+
+        render.diagnosis(found)
+    if not found.ok:
+        raise typer.Exit(1)

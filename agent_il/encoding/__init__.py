@@ -1,0 +1,1 @@
+"""Encoder backends and the text -> embedding cache."""

@@ -1,0 +1,1 @@
+"""The learn step on vectors, with no I/O, and the continual-learning metrics."""

@@ -1,0 +1,1 @@
+"""Inputs rejected as unknown, and the discovery of new intents among them."""

@@ -1,0 +1,1 @@
+"""Labelled records, their Chroma stores, and which exemplars each class keeps."""

@@ -1,0 +1,118 @@
+"""Labelled embeddings kept in Chroma: the exemplar memory (replay buffer and the agent's
+knowledge base, the evidence behind predictions) and the held-out test slices.
+
+Records are never edited in place. A learn adds new records first, the workspace commit then
+names which ids are live, and only after that are dropped ids deleted; ids that no commit
+names are orphans of an interrupted operation and are removed by :meth:`RecordStore.prune`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Collection, Sequence
+from typing import Any
+
+import numpy as np
+
+from agent_il.errors import WorkspaceError
+from agent_il.memory.records import Metadata, Records
+
+_BATCH = 4096
+_Row = tuple[np.ndarray, str | None, Metadata]
+
+
+class RecordStore:
+    """One Chroma collection of labelled embeddings (cosine space, no embedding function:
+    embeddings always come from our encoder).
+
+    Records are immutable once added, so the rows this process has read are kept in process and
+    a learn reads from Chroma only what was added since: a learn no longer costs a read of the
+    whole memory. (Rows are kept as Chroma returns them, not as added: a cosine collection
+    renormalises embeddings, which moves the last bit of some values.)"""
+
+    def __init__(self, client: Any, collection: str) -> None:
+        self._col = client.get_or_create_collection(
+            collection, embedding_function=None, configuration={"hnsw": {"space": "cosine"}}
+        )
+        self._rows: dict[str, _Row] = {}
+
+    def add(self, records: Records, generation: int = 0) -> None:
+        """Add ``records`` for the commit of ``generation`` (readers of an older state skip
+        them); they are stamped with the time, so pruning spares another writer's fresh ones."""
+        stamp = {"stored": time.time(), "generation": generation}
+        for s in range(0, len(records.ids), _BATCH):
+            self._col.add(
+                ids=records.ids[s : s + _BATCH],
+                embeddings=np.ascontiguousarray(records.x[s : s + _BATCH], dtype=np.float32),
+                documents=records.texts[s : s + _BATCH],
+                metadatas=[{**m, **stamp} for m in records.metadatas[s : s + _BATCH]],
+            )
+
+    def delete(self, ids: Collection[str]) -> None:
+        ids = list(ids)
+        for s in range(0, len(ids), _BATCH):
+            self._col.delete(ids=ids[s : s + _BATCH])
+        for i in ids:
+            self._rows.pop(i, None)
+
+    def load(self, ids: Sequence[str], *, from_chroma: bool = False) -> Records:
+        """The records of ``ids``, in the order given; all of them must exist. ``from_chroma``
+        reads every one from the store (to check it), not from what this process holds."""
+        if not ids:
+            return Records.empty()
+        rows = {} if from_chroma else {i: self._rows[i] for i in ids if i in self._rows}
+        wanted = [i for i in ids if i not in rows]
+        for s in range(0, len(wanted), _BATCH):
+            got = self._col.get(ids=wanted[s : s + _BATCH], include=["embeddings", "documents", "metadatas"])
+            for i, emb, doc, meta in zip(got["ids"], got["embeddings"], got["documents"], got["metadatas"]):
+                rows[i] = (np.asarray(emb, dtype=np.float32), doc, dict(meta))
+        if not from_chroma:
+            self._rows.update((i, rows[i]) for i in wanted if i in rows)
+        missing = [i for i in ids if i not in rows]
+        if missing:
+            raise WorkspaceError(f"the Chroma store lost {len(missing)} committed records (e.g. {missing[0]})")
+        return Records(
+            list(ids),
+            np.stack([rows[i][0] for i in ids]),
+            [rows[i][1] for i in ids],
+            [rows[i][2] for i in ids],
+        )
+
+    def existing(self, ids: Sequence[str]) -> set[str]:
+        """Which of ``ids`` the store holds (one lookup, whatever its size)."""
+        return set(self._col.get(ids=list(ids), include=[])["ids"]) if ids else set()
+
+    def nearest_ids(self, x: np.ndarray, n: int) -> list[list[tuple[str, float]]]:
+        """Chroma's approximate (HNSW) ``n`` nearest ids to each row of ``x``, with their cosine
+        similarity; fewer when the store holds fewer."""
+        res = self._col.query(
+            query_embeddings=np.ascontiguousarray(x, dtype=np.float32), n_results=n, include=["distances"]
+        )
+        return [[(i, 1.0 - float(d)) for i, d in zip(ids, ds)] for ids, ds in zip(res["ids"], res["distances"])]
+
+    def all_ids(self) -> set[str]:
+        return set(self._col.get(include=[])["ids"])
+
+    def oldest(self, n: int) -> list[str]:
+        """The ``n`` records added first (metadata only is read)."""
+        got = self._col.get(include=["metadatas"])
+        order = sorted(zip(got["ids"], got["metadatas"]), key=lambda r: (r[1]["stored"], r[0]))
+        return [i for i, _ in order[:n]]
+
+    def prune(self, live: Collection[str], min_age: float = 0.0) -> int:
+        """Delete records no commit names; returns how many. With ``min_age``, only those added
+        at least that many seconds ago: on a shared server, younger ones may be another writer's
+        that its commit is about to name."""
+        if min_age > 0:
+            old = self._col.get(where={"stored": {"$lt": time.time() - min_age}}, include=[])["ids"]
+        else:
+            old = self._col.get(include=[])["ids"]
+        live = set(live)
+        orphans = set(old) - live
+        self.delete(orphans)
+        for i in self._rows.keys() - live:  # another writer dropped them
+            del self._rows[i]
+        return len(orphans)
+
+    def count(self) -> int:
+        return int(self._col.count())

@@ -1,0 +1,1 @@
+"""Knowing what it does not know: in-scope scores, calibration, evidence, diagnostics."""

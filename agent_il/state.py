@@ -1,0 +1,154 @@
+"""The workspace state: what a commit publishes. Typed in process, the same JSON on disk as
+before the types existed (old workspaces load unchanged).
+
+It names everything live: the labels (the head's column order), the tasks, the ids of the
+exemplar and held-out records per label / task, the held-out accuracy after every learn, the
+fitted rejection threshold and the weights blob of this generation."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime, timezone
+from typing import Any
+
+from agent_il.config import MemoryBudget, RejectionSettings, WorkspaceConfig
+from agent_il.errors import WorkspaceError
+from agent_il.results import Task
+
+SCHEMA_VERSION = 1
+STORES = ("exemplars", "holdout")  # the record stores a commit names (the inbox is outside commits)
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """The fitted part of rejection: the threshold and the score distribution it came from
+    (``quantiles`` at 0%, 1%, ..., 100%; ``norm``: each raw score's mean and std)."""
+
+    threshold: float | None
+    norm: dict[str, list[float]]
+    quantiles: list[float]
+    rows: int
+    source: str
+    fitted_on: dict[str, int] | None = None
+
+
+@dataclass
+class WorkspaceState:
+    config: WorkspaceConfig
+    created: str
+    updated: str
+    dim: int | None = None
+    labels: list[str] = field(default_factory=list)
+    tasks: list[Task] = field(default_factory=list)
+    exemplars: dict[str, list[str]] = field(default_factory=dict)  # label -> record ids, keep-order
+    holdout: dict[str, list[str]] = field(default_factory=dict)  # task id -> record ids
+    evaluation: list[dict[str, Any]] = field(default_factory=list)  # {"after_task", "accuracy": {task: %}}
+    calibration: Calibration | None = None
+    generation: int = 0
+    weights: str | None = None
+    weights_sha256: str | None = None
+
+    @classmethod
+    def new(cls, config: WorkspaceConfig) -> WorkspaceState:
+        stamp = now()
+        return cls(config=config, created=stamp, updated=stamp)
+
+    def summary(self) -> dict[str, Any]:
+        """What ``agent-il status`` shows of the state."""
+        return {
+            "model": self.config.model,
+            "dim": self.dim,
+            "strategy": self.config.strategy,
+            "memory": self.config.memory.to_dict(),
+            "classes": len(self.labels),
+            "tasks": len(self.tasks),
+            "exemplars": len(self.live("exemplars")),
+            "holdout_examples": len(self.live("holdout")),
+            "generation": self.generation,
+            "updated": self.updated,
+        }
+
+    def live(self, store: str) -> list[str]:
+        """Every record id of ``store`` this state names."""
+        return [i for ids in getattr(self, store).values() for i in ids]
+
+    def copy(self) -> WorkspaceState:
+        """A deep copy to compute a change on (through JSON: 4x faster than copy.deepcopy)."""
+        return WorkspaceState.from_json(json.loads(json.dumps(self.to_json())))
+
+    def rejection_json(self) -> dict[str, Any] | None:
+        """Settings and fitted threshold together, as ``state["ood"]`` has them on disk."""
+        if self.calibration is None:
+            return None
+        cal = {k: v for k, v in asdict(self.calibration).items() if k != "fitted_on" or v is not None}
+        return {**asdict(self.config.rejection), **cal}
+
+    def to_json(self) -> dict[str, Any]:
+        c = self.config
+        out: dict[str, Any] = {
+            "created": self.created,
+            "updated": self.updated,
+            "model": c.model,
+            "dim": self.dim,
+            "strategy": {"name": c.strategy, "config": c.strategy_config},
+            "memory": c.memory.to_dict(),
+            "auto_snapshots": c.auto_snapshots,
+            "labels": self.labels,
+            "tasks": [asdict(t) for t in self.tasks],
+            "exemplars": self.exemplars,
+            "holdout": self.holdout,
+            "evaluation": self.evaluation,
+            "schema": SCHEMA_VERSION,
+            "generation": self.generation,
+            "weights": self.weights,
+        }
+        if self.weights_sha256 is not None:
+            out["weights_sha256"] = self.weights_sha256
+        if self.calibration is not None:
+            out["ood"] = self.rejection_json()
+        return out
+
+    @classmethod
+    def from_json(cls, d: Any, where: str = "the workspace state") -> WorkspaceState:
+        """The typed state of a JSON one (its schema is checked where it is read: the backends)."""
+        try:
+            ood = d.get("ood")
+            rejection = RejectionSettings(ood["score"], ood["keep"], ood["mode"]) if ood else RejectionSettings()
+            config = WorkspaceConfig(
+                model=d["model"],
+                strategy=d["strategy"]["name"],
+                strategy_config=d["strategy"]["config"],
+                memory=MemoryBudget(**d["memory"]),
+                auto_snapshots=d["auto_snapshots"],
+                rejection=rejection,
+            )
+            calibration = None
+            if ood:
+                calibration = Calibration(
+                    ood["threshold"], ood["norm"], ood["quantiles"], ood["rows"], ood["source"], ood.get("fitted_on")
+                )
+            return cls(
+                config=config,
+                created=d["created"],
+                updated=d["updated"],
+                dim=d["dim"],
+                labels=list(d["labels"]),
+                tasks=[Task.from_dict(t) for t in d["tasks"]],
+                exemplars={k: list(v) for k, v in d["exemplars"].items()},
+                holdout={k: list(v) for k, v in d["holdout"].items()},
+                evaluation=list(d["evaluation"]),
+                calibration=calibration,
+                generation=int(d["generation"]),
+                weights=d["weights"],
+                weights_sha256=d.get("weights_sha256"),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise WorkspaceError(f"{where} is malformed: {type(exc).__name__}: {exc}") from exc
+
+    def with_config(self, config: WorkspaceConfig) -> WorkspaceState:
+        return replace(self, config=config)

@@ -1,0 +1,146 @@
+"""A workspace in a directory with an embedded Chroma, owned by one process at a time::
+
+state.json                       the commit point, replaced atomically
+weights/<generation>-<id>.safetensors
+snapshots/<name>.json, <name>.safetensors
+chroma/                          the embedded Chroma store
+cache/                           text -> embedding caches (safe to delete)
+.lock                            held by the process that has the workspace open
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, ClassVar
+
+from filelock import FileLock, Timeout
+
+from agent_il.encoding.cache import cache_path
+from agent_il.errors import WorkspaceError
+from agent_il.storage import atomic
+from agent_il.storage.base import STATE_FILE, Workspace, check_schema
+from agent_il.storage.blobs import DirectoryBlobs
+
+
+class WorkspaceBusyError(WorkspaceError):
+    """Another process has this embedded workspace open."""
+
+
+class LocalWorkspace(Workspace):
+    """A directory with an embedded Chroma. Embedded Chroma is not safe for two processes, so
+    the process that opens the workspace holds ``.lock`` until it closes it; threads of that
+    process share it and take turns to write."""
+
+    shared = False
+    _owners: ClassVar[dict[Path, list[Any]]] = {}  # root -> [file lock, open count, thread lock]
+    _owners_lock = threading.Lock()
+
+    def __init__(self, root: str | os.PathLike[str], wait: float = 0.0) -> None:
+        self.root = Path(root).expanduser().resolve()
+        self.location = str(self.root)
+        self.state_path = self.root / STATE_FILE
+        self.blobs = DirectoryBlobs(self.root)
+        self._wait = wait
+        self._owned = False
+        self._client: Any = None
+
+    # The lock is taken on first use, so a missing workspace can be reported without creating it.
+    def _own(self) -> None:
+        if self._owned:
+            return
+        with self._owners_lock:
+            entry = self._owners.get(self.root)
+            if entry is None:
+                lock = FileLock(str(self.root / ".lock"), timeout=self._wait, mode=0o600, thread_local=False)
+                try:
+                    lock.acquire()
+                except Timeout:
+                    raise WorkspaceBusyError(
+                        f"{self.root} is open in another process ({self._holder()}). An embedded workspace "
+                        "serves one process at a time: wait for it to finish (AGENT_IL_WAIT=SECONDS), or "
+                        "share the knowledge base through a Chroma server (--chroma-url, see the README)"
+                    ) from None
+                atomic.write_bytes(self.root / ".owner", f"{os.getpid()}\n".encode())
+                entry = self._owners[self.root] = [lock, 0, threading.RLock()]
+            entry[1] += 1
+            self._owned = True
+
+    def _holder(self) -> str:
+        try:
+            return f"pid {int((self.root / '.owner').read_text())}"
+        except (OSError, ValueError):
+            return "pid unknown"
+
+    def close(self) -> None:
+        if self._client is not None:  # Chroma caches a store per path: drop it, or a later open
+            self._client.close()  # in this process would see it as it was, not as others left it
+            self._client = None
+        if not self._owned:
+            return
+        with self._owners_lock:
+            entry = self._owners[self.root]
+            entry[1] -= 1
+            if entry[1] == 0:
+                del self._owners[self.root]
+                entry[0].release()
+            self._owned = False
+
+    @property
+    def client(self) -> Any:  # type: ignore[override]
+        if self._client is None:
+            self._own()
+            import chromadb
+            from chromadb.config import Settings
+
+            self._client = chromadb.PersistentClient(
+                path=str(self.root / "chroma"), settings=Settings(anonymized_telemetry=False)
+            )
+        return self._client
+
+    def exists(self) -> bool:
+        return self.state_path.is_file()
+
+    def create(self, state: dict[str, Any]) -> None:
+        if self.root.exists() and not self.root.is_dir():
+            raise WorkspaceError(f"{self.root} exists and is not a directory")
+        if self.root.is_dir() and any(self.root.iterdir()) and not self.exists():
+            raise WorkspaceError(f"{self.root} is a non-empty directory that is not an agent-il workspace")
+        for d in ("", "weights", "snapshots", "chroma", "cache"):
+            (self.root / d).mkdir(mode=0o700, parents=True, exist_ok=True)
+        self._own()
+        atomic.write_json(self.state_path, self.initial_state(state))
+
+    def read_state(self) -> dict[str, Any]:
+        try:
+            state = json.loads(self.state_path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise WorkspaceError(f"no agent-il workspace at {self.root}") from None
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise WorkspaceError(f"{self.state_path} is unreadable: {exc}") from exc
+        return check_schema(state, str(self.state_path))
+
+    def _publish(self, state: dict[str, Any]) -> None:
+        atomic.write_json(self.state_path, state)
+
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[None]:
+        self._own()
+        with self._owners[self.root][2]:
+            yield
+
+    def collection(self, store: str) -> str:
+        return store
+
+    def clean_temporary(self, older_than: float = 0.0) -> int:
+        return self.blobs.clean(["", "weights", "snapshots"])
+
+    def cache_path(self, model_id: str) -> Path:
+        return cache_path(model_id, self.root / "cache")
+
+    def size_bytes(self) -> int:
+        return sum(f.stat().st_size for f in self.root.rglob("*") if f.is_file())
