@@ -19,7 +19,8 @@ from langchain_core.tools import BaseTool, BaseToolkit, ToolException
 from pydantic import BaseModel, ConfigDict, Field
 
 from agent_il.errors import AgentILError
-from agent_il.tools import IntentTools, ToolLimits, ToolSpec, validation_message
+from agent_il.tools.models import ToolLimits
+from agent_il.tools.surface import IntentTools, ToolSpec, validation_message
 
 
 class IntentTool(BaseTool):
@@ -42,6 +43,15 @@ class IntentTool(BaseTool):
             intent_tools=tools,
             metadata={"read_only": spec.read_only, "title": spec.title},
         )
+
+    def _to_args_and_kwargs(
+        self, tool_input: str | dict[str, Any], tool_call_id: str | None
+    ) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        # langchain-core does not parse the input of a tool whose schema has no fields (list_intents),
+        # so an unknown argument would be dropped silently: the core's model refuses it here instead.
+        if isinstance(tool_input, dict) and tool_input and not self.args_schema.model_fields:
+            self.args_schema.model_validate(tool_input)
+        return super()._to_args_and_kwargs(tool_input, tool_call_id)
 
     def _call(self, arguments: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         try:

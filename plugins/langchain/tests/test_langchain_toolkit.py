@@ -20,7 +20,8 @@ from typer.testing import CliRunner
 
 from agent_il import IntentLearner
 from agent_il.cli import app
-from agent_il.tools import IntentTools
+from agent_il.tools.checks import check_adapter
+from agent_il.tools.surface import IntentTools
 
 PIZZA = [
     "i want to order a pizza",
@@ -83,6 +84,25 @@ def toolkit(learned_home: Path, tool_encoder) -> Iterator[IntentToolkit]:
     learner = IntentLearner.open(learned_home, encoder=tool_encoder)
     yield IntentToolkit(tools=IntentTools(learner))
     learner.close()
+
+
+def langchain_tool_names(tools: IntentTools) -> list[str]:
+    return [t.name for t in IntentToolkit(tools=tools).get_tools()]
+
+
+def langchain_invoke(tools: IntentTools, name: str, arguments: dict[str, Any]) -> dict[str, Any] | str:
+    """A model's tool call run as an agent loop runs it: the artifact, or the error ToolMessage's text.
+    A name the toolkit lacks gets the answer langgraph's ToolNode gives."""
+    by_name = {t.name: t for t in IntentToolkit(tools=tools).get_tools()}
+    if name not in by_name:
+        return f"Error: {name} is not a valid tool, try one of [{', '.join(by_name)}]."
+    message = by_name[name].invoke(call(name, arguments, "contract"))
+    assert isinstance(message, ToolMessage) and message.tool_call_id == "contract"
+    return message.content if message.status == "error" else message.artifact
+
+
+def test_passes_the_adapter_contract(toolkit: IntentToolkit) -> None:
+    check_adapter("langchain", toolkit.tools.learner, langchain_tool_names, langchain_invoke)
 
 
 def test_toolkit_tools_and_clean_schemas(toolkit: IntentToolkit) -> None:

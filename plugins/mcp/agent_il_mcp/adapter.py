@@ -3,7 +3,12 @@ MCP SDK only when serving, so ``agent-il plugins`` stays fast."""
 
 from __future__ import annotations
 
-from agent_il.tools import Adapter, IntentTools, ServeOptions
+from typing import TYPE_CHECKING
+
+from agent_il.tools.adapters import Adapter, ServeOptions
+
+if TYPE_CHECKING:  # the tool surface loads pydantic and numpy: only when serving
+    from agent_il.tools.surface import IntentTools
 
 
 def _serve(tools: IntentTools, options: ServeOptions) -> None:

@@ -22,7 +22,8 @@ from typer.testing import CliRunner
 
 from agent_il import IntentLearner
 from agent_il.cli import app
-from agent_il.tools import IntentTools
+from agent_il.tools.checks import check_adapter
+from agent_il.tools.surface import IntentTools
 
 AGENT_IL = Path(sys.executable).with_name("agent-il")  # the console script of this environment
 PIZZA = {
@@ -75,7 +76,7 @@ async def check_read_only_server(client: Client) -> None:
     assert bad_k == (
         "Error executing tool classify_intent: invalid arguments: k: Input should be greater than or equal to 1"
     )
-    assert "text" in error_text(await client.call_tool("classify_intent", {"k": 2}))  # the SDK's own check
+    assert "text" in error_text(await client.call_tool("classify_intent", {"k": 2}))  # the core checks, not the SDK
     too_long = error_text(await client.call_tool("classify_intent", {"text": "x" * 1001}))
     assert "text has 1001 characters; the limit is 1000" in too_long
     assert error_text(await client.call_tool("learn_intent", PIZZA)) == "Unknown tool: learn_intent"  # not offered
@@ -98,6 +99,29 @@ async def check_learning_server(client: Client) -> None:
     assert "'unknown' is reserved" in refused
     pizza = structured(await client.call_tool("classify_intent", {"text": "order me a pizza please"}))
     assert pizza["label"] == "order_pizza"
+
+
+def mcp_tool_names(tools: IntentTools) -> list[str]:
+    async def main() -> list[str]:
+        async with Client(build_server(tools)) as client:
+            return [t.name for t in (await client.list_tools()).tools]
+
+    return asyncio.run(main())
+
+
+def mcp_invoke(tools: IntentTools, name: str, arguments: dict[str, Any]) -> dict[str, Any] | str:
+    """One tool call as an MCP client makes it: the structured result, or the error result's text."""
+
+    async def main() -> Any:
+        async with Client(build_server(tools)) as client:
+            return await client.call_tool(name, arguments)
+
+    result = asyncio.run(main())
+    return error_text(result) if result.is_error else structured(result)
+
+
+def test_passes_the_adapter_contract(tools: IntentTools) -> None:
+    check_adapter("mcp", tools.learner, mcp_tool_names, mcp_invoke)
 
 
 def test_in_process_read_only(tools: IntentTools) -> None:

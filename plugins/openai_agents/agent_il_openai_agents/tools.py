@@ -18,7 +18,8 @@ from agents import FunctionTool, RunContextWrapper
 from agents.strict_schema import ensure_strict_json_schema
 
 from agent_il.errors import AgentILError
-from agent_il.tools import IntentTools, ToolLimits, ToolSpec
+from agent_il.tools.models import ToolLimits
+from agent_il.tools.surface import IntentTools, ToolSpec
 
 
 def _function_tool(tools: IntentTools, spec: ToolSpec) -> FunctionTool:

@@ -14,13 +14,15 @@ os.environ.setdefault("OPENAI_AGENTS_DISABLE_TRACING", "1")  # nothing is export
 
 import pytest
 from agent_il_openai_agents import function_tools
-from agents import Agent, FunctionTool, RunConfig, Runner, ToolCallOutputItem
+from agents import Agent, FunctionTool, ModelBehaviorError, RunConfig, Runner, ToolCallOutputItem
 from agents.testing import ScriptedModel, assistant_message, function_call
 from typer.testing import CliRunner
 
 from agent_il import IntentLearner
 from agent_il.cli import app
-from agent_il.tools import IntentTools
+from agent_il.tools.adapters import Adapter
+from agent_il.tools.checks import AdapterCheckError, check_adapter
+from agent_il.tools.surface import SPECS, IntentTools
 
 PIZZA = [
     "i want to order a pizza",
@@ -47,6 +49,107 @@ def run(tools: list[FunctionTool], *steps: list[Any]) -> tuple[Any, ScriptedMode
 
 def outputs(result: Any) -> list[str]:
     return [item.output for item in result.new_items if isinstance(item, ToolCallOutputItem)]
+
+
+def openai_tool_names(tools: IntentTools) -> list[str]:
+    return [t.name for t in function_tools(tools)]
+
+
+def openai_invoke(tools: IntentTools, name: str, arguments: dict[str, Any]) -> dict[str, Any] | str:
+    """One tool call run by the SDK's Runner: the JSON result, or the error text the model gets."""
+    try:
+        result, _ = run(
+            function_tools(tools), [function_call(name, arguments, call_id="contract")], [assistant_message("done")]
+        )
+    except ModelBehaviorError as exc:  # the SDK's answer to a call of a tool the agent does not have
+        return str(exc)
+    (output,) = outputs(result)
+    return output if output.startswith("error: ") else json.loads(output)
+
+
+def test_passes_the_adapter_contract(tools: IntentTools) -> None:
+    check_adapter("openai-agents", tools.learner, openai_tool_names, openai_invoke)
+
+
+def _refusal_changed(change: Any) -> Any:
+    """openai_invoke, with ``change`` applied to each refusal's text."""
+
+    def invoke(tools: IntentTools, name: str, arguments: dict[str, Any]) -> Any:
+        out = openai_invoke(tools, name, arguments)
+        return change(out, arguments) if isinstance(out, str) else out
+
+    return invoke
+
+
+def _declared(name: str, arguments: dict[str, Any]) -> dict[str, Any]:
+    fields = SPECS[name].input_model.model_fields if name in SPECS else arguments
+    return {k: v for k, v in arguments.items() if k in fields}
+
+
+BROKEN = {  # what a broken adapter would do -> the check that must catch it
+    "offers learn_intent with learning off": (
+        lambda tools: openai_tool_names(IntentTools(tools.learner, allow_learning=True)),
+        openai_invoke,
+        "tools exposed",
+    ),
+    "drops the optional k": (
+        openai_tool_names,
+        lambda tools, name, args: openai_invoke(tools, name, {k: v for k, v in args.items() if k != "k"}),
+        "read results",
+    ),
+    "ignores the operator's limits": (
+        openai_tool_names,
+        lambda tools, name, args: openai_invoke(IntentTools(tools.learner, inbox=False), name, args),
+        "read results",
+    ),
+    "drops unknown arguments": (
+        openai_tool_names,
+        lambda tools, name, args: openai_invoke(tools, name, _declared(name, args)),
+        "refusals",
+    ),
+    "echoes the arguments": (openai_tool_names, _refusal_changed(lambda out, args: f"{out} (got {args})"), "refusals"),
+    "hides the reason": (openai_tool_names, _refusal_changed(lambda out, args: "error: invalid call"), "refusals"),
+    "raises instead of refusing": (
+        openai_tool_names,
+        _refusal_changed(lambda out, args: (_ for _ in ()).throw(RuntimeError(out))),
+        "learning off",
+    ),
+}
+
+
+@pytest.mark.parametrize("broken", BROKEN)
+def test_the_contract_catches_a_broken_adapter(fresh_home: Path, tool_encoder, broken: str) -> None:
+    list_tools, invoke, check = BROKEN[broken]
+    with IntentLearner.open(fresh_home, encoder=tool_encoder) as learner:  # a broken adapter may learn
+        with pytest.raises(AdapterCheckError) as caught:
+            check_adapter("openai-agents", learner, list_tools, invoke)
+    assert check in [f.partition(":")[0] for f in caught.value.failures], caught.value
+
+
+def test_the_contract_catches_learning_through_a_switched_off_adapter(fresh_home: Path, tool_encoder) -> None:
+    def invoke(tools: IntentTools, name: str, args: dict[str, Any]) -> Any:
+        return openai_invoke(IntentTools(tools.learner, allow_learning=True, limits=tools.limits), name, args)
+
+    with IntentLearner.open(fresh_home, encoder=tool_encoder) as learner:
+        with pytest.raises(AdapterCheckError, match="learning off: learn_intent was accepted with learning off"):
+            check_adapter("openai-agents", learner, openai_tool_names, invoke)
+        assert "zz_adapter_contract_check" in learner.labels  # it did learn: the check saw it happen
+
+
+def test_the_contract_checks_the_registration(tools: IntentTools, monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(AdapterCheckError, match="own code: list_tools never ran code of agent_il_mcp"):
+        check_adapter("mcp", tools.learner, openai_tool_names, openai_invoke)  # another adapter's callables
+    with pytest.raises(AdapterCheckError, match="registered: no entry point 'openai_agents'"):
+        check_adapter("openai_agents", tools.learner, openai_tool_names, openai_invoke)
+    misnamed = Adapter(name="openai", description="function tools")
+    monkeypatch.setattr("agent_il.tools.checks.load", lambda name: misnamed)
+    with pytest.raises(AdapterCheckError, match="its Adapter calls itself 'openai'"):
+        check_adapter("openai-agents", tools.learner, openai_tool_names, openai_invoke)
+    inconsistent = Adapter(name="openai-agents", description=" ", transports=("stdio",))
+    monkeypatch.setattr("agent_il.tools.checks.load", lambda name: inconsistent)
+    with pytest.raises(AdapterCheckError) as caught:
+        check_adapter("openai-agents", tools.learner, openai_tool_names, openai_invoke)
+    assert [f.partition(":")[0] for f in caught.value.failures] == ["description", "transports"]
 
 
 def test_tools_have_strict_schemas(tools: IntentTools) -> None:
