@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 import time
 import uuid
 from collections.abc import Iterable
@@ -66,17 +67,26 @@ class DirectoryBlobs:
         self._path(key).unlink(missing_ok=True)
 
     def keys(self, prefix: str = "") -> list[str]:
-        folder = self._path(prefix).parent if not prefix.endswith("/") else self._path(prefix)
+        """Every blob whose key starts with ``prefix`` (temp files of writes in progress aside)."""
+        folder = self._path(prefix.rpartition("/")[0])
         if not folder.is_dir():
             return []
-        found = (p.relative_to(self.root).as_posix() for p in folder.iterdir() if p.is_file())
-        return sorted(k for k in found if k.startswith(prefix) and not Path(k).name.startswith("."))
+        found = (p.relative_to(self.root).as_posix() for p in folder.rglob("*") if p.is_file())
+        return sorted(
+            k for k in found if k.startswith(prefix) and not any(part.startswith(".") for part in k.split("/"))
+        )
+
+    def _stat(self, key: str) -> os.stat_result:
+        try:
+            return self._path(key).stat()
+        except OSError as exc:
+            raise WorkspaceError(f"cannot read {self._path(key)}: {exc.strerror or exc}") from exc
 
     def age(self, key: str) -> float:
-        return time.time() - self._path(key).stat().st_mtime
+        return time.time() - self._stat(key).st_mtime
 
     def size(self, key: str) -> int:
-        return self._path(key).stat().st_size
+        return self._stat(key).st_size
 
     def clean(self, folders: Iterable[str]) -> int:
         """Remove temp files of writes that a crash interrupted; returns how many."""
