@@ -344,6 +344,7 @@ def latency_against(args: argparse.Namespace) -> dict[str, Any]:
             for m in modes
             if "p50_over_bare_ms" in runs["this"][0][m]
         },
+        "p50_ms": {m: {k: round(median([r[m]["p50_ms"] for r in runs[k]]), 3) for k in trees} for m in modes},
         "runs": runs,
     }
 

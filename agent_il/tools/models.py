@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from agent_il import validation
 from agent_il.errors import InvalidInputError
 from agent_il.results import UNKNOWN, Prediction
 from agent_il.validation import MAX_LABEL_LENGTH
@@ -27,13 +28,10 @@ class ToolLimits:
 
     def __post_init__(self) -> None:
         for name in ("max_text_chars", "min_examples", "max_examples"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise InvalidInputError(f"{name} must be a positive integer, got {value!r}")
+            validation.positive_int(getattr(self, name), name)
         if self.min_examples > self.max_examples:
             raise InvalidInputError(f"min_examples ({self.min_examples}) is above max_examples ({self.max_examples})")
-        if isinstance(self.evidence, bool) or not isinstance(self.evidence, int) or self.evidence < 0:
-            raise InvalidInputError(f"evidence must be a non-negative integer, got {self.evidence!r}")
+        validation.non_negative_int(self.evidence, "evidence")
 
 
 # --------------------------------------------------------------------------- inputs
