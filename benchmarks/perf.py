@@ -408,19 +408,19 @@ def section_learn(args: argparse.Namespace, ctx: dict[str, Any]) -> dict[str, An
 LEARN_PARTS = {
     "learn": "learner.py:learn",
     "encode": "learner.py:_encode",
-    "writing_lock_clean_prune": "learner.py:_writing",
-    "state_deepcopy": "copy.py:deepcopy",
-    "memory_load_chroma": "memory.py:load",
+    "writing_lock_clean_prune": "transaction.py:turn",
+    "state_copy": "state.py:copy",
+    "memory_load_chroma": "store.py:load",
     "ridge_fit": "ridge.py:fit",
     "temperature_loo": "ridge.py:_choose_temperature",
-    "plan_exemplars": "learner.py:_plan_exemplars",
-    "holdout_accuracy": "learner.py:_holdout_accuracy",
+    "plan_exemplars": "step.py:plan_exemplars",
+    "holdout_accuracy": "step.py:holdout_accuracy",
     "ood_and_checks_at_learn": "step.py:at_learn",
-    "commit_total": "learner.py:_commit",
-    "auto_snapshot": "snapshots.py:create",
-    "chroma_add": "memory.py:add",
-    "weights_and_state_write": "workspace.py:commit",
-    "collect_garbage": "workspace.py:collect_garbage",
+    "commit_total": "transaction.py:commit",
+    "auto_snapshot": "snapshots.py:save",
+    "chroma_add": "store.py:add",
+    "weights_and_state_write": "base.py:commit",
+    "collect_garbage": "base.py:collect_garbage",
     "adopt": "learner.py:_adopt",
 }
 
@@ -458,7 +458,7 @@ def patch_quadratic_labels() -> None:
     it inside loops over the exemplars (``at_learn``, ``stats_from``), which makes a learn and the
     first predict of a generation quadratic in the exemplar count. Here the list is built once per
     Records object (records are never edited in place)."""
-    from agent_il.memory import Records
+    from agent_il.memory.records import Records
 
     def labels(self: Any) -> list[str]:
         got = self.__dict__.get("_perf_labels")
