@@ -228,11 +228,11 @@ class IntentLearner:
             with attempt:
                 old = self.state
                 batch = step.batch(x, labels, texts, task, len(old.tasks) + 1)
-                memory, held = self._records("exemplars"), self._records("holdout")
+                previous = self.snapshots.records(old)  # the committed records, also the auto snapshot's
+                memory, held = previous["exemplars"], previous["holdout"]
                 done = step.learn(old, self.strategy, batch, memory, held, holdout, start)
                 planned = time.perf_counter()
                 added = {"exemplars": done.added, "holdout": done.test}
-                previous = {"exemplars": memory, "holdout": held}
                 snap = self._commit(done.state, done.strategy, added, previous)
         finished = time.perf_counter()
         timings = {"encode": round(encoded - start, 4), **done.timings, "commit": round(finished - planned, 4)}
@@ -321,9 +321,6 @@ class IntentLearner:
             self.inbox.add(x[rows], [texts[r] if texts is not None else None for r in rows], closest, scores[rows])
         return out
 
-    def _records(self, store: str) -> Records:
-        return self.stores[store].load(self.state.live(store))
-
     def _exemplars(self) -> Exemplars:
         """The committed exemplar memory in process, built once per generation."""
         key = (self.state.generation, self.state.updated)
@@ -362,9 +359,8 @@ class IntentLearner:
         """The most confused pairs of intents, with the rate, the examples and the prototype similarity."""
         validation.positive_int(top, "top")
         self.refresh()
-        return diagnostics.confusions(
-            self.state, self.strategy, self._records("exemplars"), self._records("holdout"), top
-        )
+        recs = self.snapshots.records(self.state)
+        return diagnostics.confusions(self.state, self.strategy, recs["exemplars"], recs["holdout"], top)
 
     # ----------------------------------------------------------------- evaluating
     def evaluate(self, texts: Sequence[str], labels: Sequence[str]) -> FileEvaluation:

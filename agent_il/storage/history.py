@@ -40,14 +40,12 @@ class History(Snapshots):
         """The records ``state`` names, per store."""
         return {store: self.stores[store].load(state.live(store)) for store in STORES}
 
-    def create(
-        self, state: WorkspaceState, name: str | None = None, records: dict[str, Records] | None = None
-    ) -> SnapshotInfo:
+    def create(self, state: WorkspaceState, name: str | None = None) -> SnapshotInfo:
         """Save ``state`` under ``name`` (default: a timestamp). Call in the write turn."""
         name = check_name(datetime.now(timezone.utc).strftime("snap-%Y%m%d-%H%M%S") if name is None else name)
         if name.startswith(AUTO_PREFIX):
             raise InvalidInputError(f"names starting with {AUTO_PREFIX!r} are kept for automatic snapshots")
-        info = self.save(name, now(), state.to_json(), records or self.records(state))
+        info = self.save(name, now(), state.to_json(), self.records(state))
         if info is None:
             raise InvalidInputError(f"snapshot {name!r} already exists")
         return info

@@ -106,7 +106,8 @@ class Transactions:
         try:
             for store, recs in added.items():
                 self.stores[store].add(recs, generation=old.generation + 1)
-            committed = WorkspaceState.from_json(self.workspace.commit(state.to_json(), tensors))
+            published = self.workspace.commit(state.to_json(), tensors)
+            committed = WorkspaceState.from_json(published)
         except BaseException:
             for store, recs in added.items():  # this process cleans up after itself
                 self.stores[store].delete(recs.ids)
@@ -118,5 +119,5 @@ class Transactions:
         on_commit(committed)
         self.history.trim(committed.config.auto_snapshots)
         _, in_use = self.history.tidy(min_age=self.orphan_age)
-        self.workspace.collect_garbage(committed.to_json(), keep=in_use)
+        self.workspace.collect_garbage(published, keep=in_use)
         return snap
