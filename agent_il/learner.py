@@ -230,7 +230,7 @@ class IntentLearner:
                 batch = step.batch(x, labels, texts, task, len(old.tasks) + 1)
                 previous = self.snapshots.records(old)  # the committed records, also the auto snapshot's
                 memory, held = previous["exemplars"], previous["holdout"]
-                done = step.learn(old, self.strategy, batch, memory, held, holdout, start)
+                done = step.learn(old, self.strategy, batch, memory, held, holdout, start, encoded)
                 planned = time.perf_counter()
                 added = {"exemplars": done.added, "holdout": done.test}
                 snap = self._commit(done.state, done.strategy, added, previous)
