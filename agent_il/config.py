@@ -61,7 +61,9 @@ class RejectionSettings:
     def __post_init__(self) -> None:
         if self.score not in SCORES:
             raise InvalidInputError(f"unknown score {self.score!r}; choose one of {', '.join(SCORES)}")
-        validation.keep_rate(self.keep)
+        # 0 is a stored outcome, not a request: a threshold above every calibration score keeps nothing
+        if isinstance(self.keep, bool) or not isinstance(self.keep, int | float) or not 0.0 <= self.keep <= 1.0:
+            raise InvalidInputError(f"the kept share must be in [0, 1], got {self.keep!r}")
 
 
 @dataclass(frozen=True)

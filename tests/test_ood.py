@@ -44,6 +44,25 @@ def test_threshold_arithmetic_on_a_known_distribution():
     assert 4.0 < fitted <= 5.0
 
 
+def test_a_threshold_above_every_calibration_score_keeps_nothing_and_is_saved():
+    """A threshold may lie beyond the calibration scores: the kept share is then 0, a valid
+    setting that must survive the state's round trip (only --keep itself must be above 0)."""
+    from agent_il.config import WorkspaceConfig
+    from agent_il.ood.calibration import Calibrator
+    from agent_il.state import Calibration, WorkspaceState
+
+    state = WorkspaceState.new(WorkspaceConfig())
+    quantiles = list(np.linspace(0.0, 100.0, calibration.QUANTILES))
+    state.calibration = Calibration(5.0, {}, quantiles, 100, "test")
+    tuned = Calibrator(lambda: state).adjusted(state, threshold=1000.0)
+    assert tuned.config.rejection.keep == 0.0 and tuned.calibration.threshold == 1000.0
+    assert WorkspaceState.from_json(tuned.to_json()).to_json() == tuned.to_json()
+    with pytest.raises(InvalidInputError):
+        Calibrator(lambda: state).adjusted(state, keep=0.0)
+    with pytest.raises(InvalidInputError):
+        Calibrator(lambda: state).adjusted(state, threshold=float("nan"))
+
+
 def test_calibration_keeps_the_target_share_and_rejects_out_of_scope(clinc, encoder, workspace_dir):
     learner = IntentLearner.open(workspace_dir, encoder=encoder)
     report = learner.learn(*rows(clinc, "train", clinc.tasks[0]), task="first", holdout=0.1)
