@@ -99,6 +99,19 @@ def test_automatic_snapshots_are_bounded(clinc, encoder, workspace_dir):
     assert [s.name for s in learner.snapshots.list()] == ["auto-000002", "auto-000003"]
 
 
+def test_a_racing_writers_automatic_snapshot_is_shared_not_an_error(two_tasks):
+    """Two writers from the same state both save its automatic snapshot: the second finds the
+    first's (the name check and the exclusive write are one step, so no window is left)."""
+    history, state = two_tasks.snapshots, two_tasks.state
+    records = history.records(state)
+    assert history.save("auto-000002", "t", state.to_json(), records) is not None
+    assert history.save("auto-000002", "t", state.to_json(), records) is None
+    info, created = history.auto(state, records)
+    assert (info.name, created) == ("auto-000002", False)
+    with pytest.raises(InvalidInputError, match="already exists"):
+        history.create(state, "v1") and history.create(state, "v1")
+
+
 def test_snapshot_names_are_validated(two_tasks):
     for bad in ["../escape", "a/b", "", ".hidden", "x" * 65, "auto-000001"]:
         with pytest.raises(InvalidInputError):

@@ -12,6 +12,7 @@ from agent_il.errors import InvalidInputError, ModelMismatchError
 from agent_il.memory.records import Records
 from agent_il.memory.store import RecordStore
 from agent_il.state import STORES, WorkspaceState, now
+from agent_il.storage.base import Conflict
 from agent_il.storage.blobs import Blobs
 from agent_il.storage.snapshots import AUTO_PREFIX, SnapshotInfo, Snapshots, check_name
 
@@ -54,11 +55,14 @@ class History(Snapshots):
         """The automatic snapshot of ``state`` (made now unless a writer that raced us from the
         same state saved it already), and whether this call made it."""
         name = f"{AUTO_PREFIX}{state.generation:06d}"
-        if name not in self.names():
+        for _ in range(3):  # the racer's copy may be trimmed or dropped while we look it up
             created = self.save(name, now(), state.to_json(), records)
             if created is not None:
                 return created, True
-        return next(s for s in self.list() if s.name == name), False
+            found = next((s for s in self.list() if s.name == name), None)
+            if found is not None:
+                return found, False
+        raise Conflict(f"automatic snapshot {name!r} kept changing under this writer")
 
     def trim(self, keep: int) -> None:
         """Keep the newest ``keep`` automatic snapshots."""

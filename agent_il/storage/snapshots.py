@@ -63,10 +63,10 @@ class Snapshots:
 
     def save(self, name: str, created: str, state: dict[str, Any], records: dict[str, Records]) -> SnapshotInfo | None:
         """Save a snapshot of ``state`` (whose weights blob it shares) and its ``records``;
-        None if one of that name appeared meanwhile (a racing writer's)."""
+        None if one of that name exists or appeared meanwhile (a racing writer's)."""
         key = _manifest_key(name)
         if key in self.blobs.keys(key):
-            raise InvalidInputError(f"snapshot {name!r} already exists")
+            return None
         tensors = {k: torch.from_numpy(np.ascontiguousarray(r.x, dtype=np.float32)) for k, r in records.items()}
         meta = {k: {"ids": r.ids, "texts": r.texts, "metadatas": r.metadatas} for k, r in records.items()}
         data = encode_tensors(tensors)

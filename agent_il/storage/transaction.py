@@ -108,10 +108,11 @@ class Transactions:
                 self.stores[store].add(recs, generation=old.generation + 1)
             published = self.workspace.commit(state.to_json(), tensors)
             committed = WorkspaceState.from_json(published)
-        except BaseException:
+        except BaseException as error:
             for store, recs in added.items():  # this process cleans up after itself
                 self.stores[store].delete(recs.ids)
-            if created and snap is not None:
+            # A writer that lost the race keeps the snapshot: the winner came from the same state.
+            if created and snap is not None and not isinstance(error, Conflict):
                 self.history.delete(snap.name)
             raise
         for store in STORES:
