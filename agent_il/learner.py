@@ -4,6 +4,7 @@ learn step (:mod:`agent_il.engine`), rejection (:mod:`agent_il.ood`), inbox, his
 
 from __future__ import annotations
 
+import copy
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -15,10 +16,11 @@ import torch
 
 from agent_il import strategies, validation
 from agent_il.config import WorkspaceConfig
+from agent_il.editing import Editing
 from agent_il.encoding.cache import EmbeddingCache
 from agent_il.encoding.encoder import Encoder, normalise_model_id
+from agent_il.engine import edit, step
 from agent_il.engine import predict as predicting
-from agent_il.engine import step
 from agent_il.engine.metrics import AccuracyMatrix, FileEvaluation
 from agent_il.errors import InvalidInputError, ModelMismatchError, WorkspaceError
 from agent_il.inbox.inbox import Inbox
@@ -38,7 +40,7 @@ from agent_il.storage.transaction import Transactions
 from agent_il.strategies.base import Strategy
 
 
-class IntentLearner:
+class IntentLearner(Editing):
     """Class-incremental intent classifier over frozen sentence embeddings, persisted in a
     workspace. Labels may be new or known in any ``learn``; no task id is needed to predict.
     ``snapshots`` (the history), ``inbox`` (inputs it could not place) and ``calibrator`` (when
@@ -49,7 +51,7 @@ class IntentLearner:
         self.encoder = encoder
         self.stores = {name: RecordStore(workspace.client, workspace.collection(name)) for name in STORES}
         self.inbox = Inbox(RecordStore(workspace.client, workspace.collection("inbox")))
-        self.snapshots = History(workspace.blobs, self.stores)
+        self.snapshots = History(workspace.blobs, self.stores, lambda: self.state)
         self.calibrator = Calibrator(lambda: self.state)
         self._tx = Transactions(workspace, self.stores, self.snapshots, lambda: self.state, self._adopt)
         self._cache: EmbeddingCache | None = None
@@ -107,7 +109,10 @@ class IntentLearner:
         if strategy is None:
             strategy = strategies.make(state.config.strategy, state.config.strategy_config)
             if state.weights is not None:
-                strategy.load_tensors(self.workspace.read_tensors(state.to_json()))
+                try:
+                    strategy.load_tensors(self.workspace.read_tensors(state.to_json()))
+                except ValueError as exc:
+                    raise WorkspaceError(f"{self.location}: cannot load its head: {exc}") from exc
         if strategy.n_classes != len(state.labels):
             raise WorkspaceError(
                 f"{self.location}: head has {strategy.n_classes} classes, labels list {len(state.labels)}"
@@ -199,7 +204,7 @@ class IntentLearner:
         task = validation.task_name(task)
         holdout = validation.fraction(holdout, "holdout")
         start = time.perf_counter()
-        return self._learn(self._encode(texts, on_progress), label_list, texts, task, holdout, start)
+        return self._learn(self._encode(texts, on_progress), label_list, texts, task, holdout, start, "texts")
 
     def learn_vectors(
         self,
@@ -218,22 +223,31 @@ class IntentLearner:
             if len(texts) != len(x):
                 raise InvalidInputError(f"got {len(x)} vectors but {len(texts)} texts")
         task = validation.task_name(task)
-        return self._learn(x, label_list, texts, task, validation.fraction(holdout, "holdout"), start)
+        return self._learn(x, label_list, texts, task, validation.fraction(holdout, "holdout"), start, "vectors")
 
     def _learn(
-        self, x: np.ndarray, labels: list[str], texts: list[str] | None, task: str | None, holdout: float, start: float
+        self,
+        x: np.ndarray,
+        labels: list[str],
+        texts: list[str] | None,
+        task: str | None,
+        holdout: float,
+        start: float,
+        source: str,
     ) -> LearnReport:
         encoded = time.perf_counter()
         for attempt in self._tx.attempts():
             with attempt:
                 old = self.state
-                batch = step.batch(x, labels, texts, task, len(old.tasks) + 1)
-                previous = self.snapshots.records(old)  # the committed records, also the auto snapshot's
-                memory, held = previous["exemplars"], previous["holdout"]
-                done = step.learn(old, self.strategy, batch, memory, held, holdout, start, encoded)
+                batch = step.batch(x, labels, texts, task, len(old.tasks) + 1, source)
+                committed = self.snapshots.records(old)
+                memory, held = committed["exemplars"], committed["holdout"]
+                done = step.learn(old, self._with_statistics(), batch, memory, held, holdout, start, encoded)
                 planned = time.perf_counter()
                 added = {"exemplars": done.added, "holdout": done.test}
-                snap = self._commit(done.state, done.strategy, added, previous)
+                if old.examples is not None:
+                    added["examples"] = done.train
+                snap = self._commit(done.state, done.strategy, added, snapshot=True, statistics=True)
         finished = time.perf_counter()
         timings = {"encode": round(encoded - start, 4), **done.timings, "commit": round(finished - planned, 4)}
         return done.report(old, snap.name if snap else None, round(finished - start, 4), timings)
@@ -243,10 +257,32 @@ class IntentLearner:
         state: WorkspaceState,
         strategy: Strategy,
         added: dict[str, Records],
-        previous: dict[str, Records] | None = None,
+        snapshot: bool = False,
+        statistics: bool = False,
     ) -> SnapshotInfo | None:
+        """Commit ``state`` with ``strategy``'s weights (and, if they changed, its statistics)."""
         tensors = strategy.tensors() if strategy.n_classes else {}
-        return self._tx.commit(state, tensors, added, lambda s: self._adopt(s, strategy), previous)
+        stats = strategy.statistics() if statistics and strategy.n_classes else None
+        if state.examples is None and stats:  # nothing to derive them from: every generation keeps them
+            tensors, stats = {**tensors, **stats}, None
+        return self._tx.commit(state, tensors, added, lambda s: self._adopt(s, strategy), snapshot, stats)
+
+    def _with_statistics(self) -> Strategy:
+        """The head with what a fit or an edit needs loaded (read once per generation; derived
+        again from the stored examples if the blob is lost)."""
+        if not self.strategy.has_statistics:
+            try:
+                self.strategy.load_statistics(self.workspace.read_statistics(self.state.to_json()))
+            except WorkspaceError:
+                if self.state.examples is None:
+                    raise
+                fresh = strategies.make(self.state.config.strategy, self.state.config.strategy_config)
+                edit.derive(fresh, WorkspaceState.new(self.state.config), self.state, self._load)
+                self.strategy.load_statistics(fresh.statistics())
+        return self.strategy
+
+    def _load(self, store: str, ids: list[str]) -> Records:
+        return self.stores[store].load(ids)
 
     def learn_inbox(self, key: str, label: str, **discover_args: Any) -> LearnReport:
         """Learn the inbox cluster ``key`` (as ``inbox.discover`` shows it now) as intent ``label``
@@ -254,7 +290,9 @@ class IntentLearner:
         label = validation.labels([label], 1)[0]
         recs = self.inbox.cluster_records(key, **discover_args)
         texts = recs.texts if all(t is not None for t in recs.texts) else None
-        report = self.learn_vectors(recs.x, [label] * len(recs.ids), task=f"inbox-{label}", texts=texts)
+        report = self._learn(
+            recs.x, [label] * len(recs.ids), texts, f"inbox-{label}", 0.0, time.perf_counter(), "inbox"
+        )
         self.inbox.forget(recs.ids)
         return report
 
@@ -266,7 +304,7 @@ class IntentLearner:
 
     def delete_snapshot(self, name: str) -> None:
         with self._tx.turn():
-            self.snapshots.delete(name)
+            self.snapshots.drop(name)
 
     def restore(self, name: str) -> SnapshotInfo:
         """Bring back the head, EWC state, labels, tasks and Chroma records of snapshot ``name``,
@@ -274,11 +312,27 @@ class IntentLearner:
         for attempt in self._tx.attempts():
             with attempt:
                 plan = self.snapshots.restore(name, self.state)
-                strategy = strategies.make(plan.state.config.strategy, plan.state.config.strategy_config)
-                if plan.tensors:
-                    strategy.load_tensors(plan.tensors)
-                self._commit(plan.state, strategy, plan.missing, previous=plan.previous)
+                strategy = self._restored_head(plan.state, plan.tensors)
+                self._commit(plan.state, strategy, plan.missing, snapshot=plan.save_present, statistics=True)
         return plan.info
+
+    def _restored_head(self, state: WorkspaceState, tensors: dict[str, torch.Tensor]) -> Strategy:
+        """The head of a snapshot's ``state``: its saved weights, with statistics derived from
+        the newest ones and the examples (solved again too where an erasure dropped the weights)."""
+        strategy = strategies.make(state.config.strategy, state.config.strategy_config)
+        if tensors:
+            strategy.load_tensors(tensors)
+        if not state.labels:
+            return strategy
+        if strategy.exact_edits and state.examples is not None and self.state.examples is not None:
+            head = copy.deepcopy(self._with_statistics())
+            edit.derive(head, self.state, state, self._load)
+            if not tensors:
+                return head
+            strategy.load_statistics(head.statistics())
+        elif not tensors and state.labels:
+            raise WorkspaceError("this snapshot has no weights to restore")
+        return strategy
 
     def rollback(self) -> SnapshotInfo:
         """Undo the last learn (or restore): restore the newest automatic snapshot and drop it."""
@@ -360,7 +414,7 @@ class IntentLearner:
         validation.positive_int(top, "top")
         self.refresh()
         recs = self.snapshots.records(self.state)
-        return diagnostics.confusions(self.state, self.strategy, recs["exemplars"], recs["holdout"], top)
+        return diagnostics.confusions(self.state, self._with_statistics(), recs["exemplars"], recs["holdout"], top)
 
     # ----------------------------------------------------------------- evaluating
     def evaluate(self, texts: Sequence[str], labels: Sequence[str]) -> FileEvaluation:

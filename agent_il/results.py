@@ -59,6 +59,60 @@ class LearnReport:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class Example:
+    """One learned (or held-out) example as the knowledge base keeps it."""
+
+    id: str
+    text: str | None
+    label: str
+    task: str
+    task_id: int
+    time: float
+    source: str
+    weight: float  # the weight it entered the head with (classes of a learn weigh alike)
+    held_out: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class IntentInfo:
+    label: str
+    examples: int
+    exemplars: int
+    held_out: int
+    tasks: list[str]  # the learns that taught it
+    holdout_accuracy: float | None  # % of its held-out examples the head labels right now
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class EditReport:
+    """What an edit of the knowledge base changed (``changed``: ids removed, ids relabelled old
+    -> new, intents renamed / merged / deleted), the forgetting check and the automatic snapshot
+    of the state before it; ``purged``: where an erasure removed copies, with how many."""
+
+    action: str
+    changed: dict[str, Any]
+    examples_removed: int
+    examples_relabelled: int
+    classes_total: int
+    examples_total: int
+    exact: bool  # the head equals the one learned without (or with the new labels of) them
+    seconds: float
+    holdout_accuracy: list[dict[str, Any]] = field(default_factory=list)
+    calibration: dict[str, Any] | None = None
+    snapshot: str | None = None
+    purged: dict[str, int] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
 UNKNOWN = "unknown"  # the label of an input that belongs to no known intent
 
 

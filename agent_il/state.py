@@ -1,9 +1,10 @@
 """The workspace state: what a commit publishes. Typed in process, the same JSON on disk as
 before the types existed (old workspaces load unchanged).
 
-It names everything live: the labels (the head's column order), the tasks, the ids of the
-exemplar and held-out records per label / task, the held-out accuracy after every learn, the
-fitted rejection threshold and the weights blob of this generation."""
+It names everything live: the labels (the head's column order), the tasks, the ids of every
+learned example per task and label (the head is derived from them), of the exemplar and
+held-out records, the held-out accuracy after every learn, the fitted rejection threshold, the
+weights blob of this generation and the statistics blob (the newest generation's only)."""
 
 from __future__ import annotations
 
@@ -16,8 +17,9 @@ from agent_il.config import MemoryBudget, RejectionSettings, WorkspaceConfig
 from agent_il.errors import WorkspaceError
 from agent_il.results import Task
 
-SCHEMA_VERSION = 1
-STORES = ("exemplars", "holdout")  # the record stores a commit names (the inbox is outside commits)
+SCHEMA_VERSION = 2
+READABLE_SCHEMAS = (1, 2)  # 1: before every example was kept (``examples`` is None: no edits)
+STORES = ("exemplars", "holdout", "examples")  # the record stores a commit names (not the inbox)
 
 
 def now() -> str:
@@ -47,11 +49,15 @@ class WorkspaceState:
     tasks: list[Task] = field(default_factory=list)
     exemplars: dict[str, list[str]] = field(default_factory=dict)  # label -> record ids, keep-order
     holdout: dict[str, list[str]] = field(default_factory=dict)  # task id -> record ids
+    # task id -> label -> ids of the examples it learned; None: a workspace from before they were kept
+    examples: dict[str, dict[str, list[str]]] | None = field(default_factory=dict)
     evaluation: list[dict[str, Any]] = field(default_factory=list)  # {"after_task", "accuracy": {task: %}}
     calibration: Calibration | None = None
     generation: int = 0
     weights: str | None = None
     weights_sha256: str | None = None
+    statistics: str | None = None
+    statistics_sha256: str | None = None
 
     @classmethod
     def new(cls, config: WorkspaceConfig) -> WorkspaceState:
@@ -75,6 +81,8 @@ class WorkspaceState:
 
     def live(self, store: str) -> list[str]:
         """Every record id of ``store`` this state names."""
+        if store == "examples":
+            return [i for by_label in (self.examples or {}).values() for ids in by_label.values() for i in ids]
         return [i for ids in getattr(self, store).values() for i in ids]
 
     def copy(self) -> WorkspaceState:
@@ -102,6 +110,7 @@ class WorkspaceState:
             "tasks": [asdict(t) for t in self.tasks],
             "exemplars": self.exemplars,
             "holdout": self.holdout,
+            "examples": self.examples,
             "evaluation": self.evaluation,
             "schema": SCHEMA_VERSION,
             "generation": self.generation,
@@ -109,6 +118,8 @@ class WorkspaceState:
         }
         if self.weights_sha256 is not None:
             out["weights_sha256"] = self.weights_sha256
+        if self.statistics is not None:
+            out["statistics"], out["statistics_sha256"] = self.statistics, self.statistics_sha256
         if self.calibration is not None:
             out["ood"] = self.rejection_json()
         return out
@@ -141,14 +152,23 @@ class WorkspaceState:
                 tasks=[Task.from_dict(t) for t in d["tasks"]],
                 exemplars={k: list(v) for k, v in d["exemplars"].items()},
                 holdout={k: list(v) for k, v in d["holdout"].items()},
+                examples=_examples(d),
                 evaluation=list(d["evaluation"]),
                 calibration=calibration,
                 generation=int(d["generation"]),
                 weights=d["weights"],
                 weights_sha256=d.get("weights_sha256"),
+                statistics=d.get("statistics"),
+                statistics_sha256=d.get("statistics_sha256"),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise WorkspaceError(f"{where} is malformed: {type(exc).__name__}: {exc}") from exc
 
     def with_config(self, config: WorkspaceConfig) -> WorkspaceState:
         return replace(self, config=config)
+
+
+def _examples(d: dict[str, Any]) -> dict[str, dict[str, list[str]]] | None:
+    if d.get("schema", 1) < 2 or d.get("examples") is None:
+        return None
+    return {t: {y: list(ids) for y, ids in by_label.items()} for t, by_label in d["examples"].items()}

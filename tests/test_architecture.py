@@ -25,7 +25,8 @@ LAYERS: list[set[str]] = [
     {"encoding", "memory", "storage"},
     {"strategies"},
     {"engine", "ood", "inbox"},
-    {"learner", "data"},
+    {"editing", "data"},
+    {"learner"},
     {"tools", "bench"},
     {"cli"},
 ]

@@ -66,7 +66,13 @@ def test_restore_brings_back_head_memory_and_tasks(two_tasks, clinc):
     info = learner.restore("two-tasks")
     assert info.classes == 10 and info.tasks == 2
     assert learner.predict(texts, k=3, evidence=3) == before
-    assert {s: st.all_ids() for s, st in learner.stores.items()} == ids
+    # The stores hold the restored records and, no more, those the snapshot of the present names.
+    present = learner.snapshots.named()
+    assert {s: st.all_ids() for s, st in learner.stores.items()} == {s: ids[s] | present[s] for s in ids}
+    assert ids["examples"] < present["examples"]  # the third learn's examples, kept by that snapshot
+    learner.delete_snapshot(info.name)
+    learner.delete_snapshot(learner.snapshots.list()[-1].name)  # the present before the restore
+    assert all(not st.all_ids() - ids[s] - learner.snapshots.named()[s] for s, st in learner.stores.items())
     assert [t.name for t in learner.tasks] == ["one", "two"]
     assert json.loads((learner.path / "state.json").read_text())["labels"] == learner.labels
     assert digest  # state.json exists; its generation moved on, its content is the snapshot's
@@ -103,10 +109,9 @@ def test_a_racing_writers_automatic_snapshot_is_shared_not_an_error(two_tasks):
     """Two writers from the same state both save its automatic snapshot: the second finds the
     first's (the name check and the exclusive write are one step, so no window is left)."""
     history, state = two_tasks.snapshots, two_tasks.state
-    records = history.records(state)
-    assert history.save("auto-000002", "t", state.to_json(), records) is not None
-    assert history.save("auto-000002", "t", state.to_json(), records) is None
-    info, created = history.auto(state, records)
+    assert history.save("auto-000002", "t", state.to_json()) is not None
+    assert history.save("auto-000002", "t", state.to_json()) is None
+    info, created = history.auto(state)
     assert (info.name, created) == ("auto-000002", False)
     with pytest.raises(InvalidInputError, match="already exists"):
         history.create(state, "v1") and history.create(state, "v1")
@@ -126,11 +131,13 @@ def test_snapshot_names_are_validated(two_tasks):
 
 
 @pytest.mark.parametrize("damage", ["truncate", "flip", "remove"])
-@pytest.mark.parametrize("part", ["saved-*.safetensors", "saved-*.records", "saved.json"])
+@pytest.mark.parametrize("part", ["manifest", "weights"])
 def test_damaged_snapshot_is_refused_and_changes_nothing(two_tasks, clinc, damage, part):
     learner = two_tasks
     learner.snapshot("saved")
-    (target,) = (learner.path / "snapshots").glob(part)
+    weights = learner.path / learner.state.weights
+    learner.learn(*task(clinc, 2), task="three")  # the snapshot's weights are no longer the live ones
+    target = learner.path / "snapshots" / "saved.json" if part == "manifest" else weights
     if damage == "truncate":
         target.write_bytes(target.read_bytes()[:50])
     elif damage == "flip":

@@ -61,6 +61,14 @@ class EmbeddingCache:
         with self._db:
             self._db.executemany("INSERT OR REPLACE INTO emb (key, vec) VALUES (?, ?)", rows)
 
+    def forget(self, texts: Sequence[str]) -> int:
+        """Erase the embeddings of ``texts`` (and, by vacuuming, their bytes); returns how many."""
+        with self._db:
+            gone = self._db.executemany("DELETE FROM emb WHERE key = ?", [(text_key(t),) for t in texts]).rowcount
+        self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        self._db.execute("VACUUM")
+        return int(gone)
+
     def __len__(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM emb").fetchone()[0])
 

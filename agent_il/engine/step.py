@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import time
 import uuid
+import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,17 +26,28 @@ from agent_il.ood.scores import ClassStats, head_logits
 from agent_il.results import LearnReport, Task
 from agent_il.state import WorkspaceState, now
 from agent_il.strategies.base import Strategy
+from agent_il.strategies.ridge import balance_weight
 
 
-def batch(x: np.ndarray, labels: list[str], texts: list[str] | None, task: str | None, task_id: int) -> Records:
-    """The records of one learn (fresh ids; label, task and time in their metadata)."""
-    meta = {"task": task or f"task-{task_id}", "task_id": task_id, "time": time.time()}
+def batch(
+    x: np.ndarray, labels: list[str], texts: list[str] | None, task: str | None, task_id: int, source: str = "texts"
+) -> Records:
+    """The records of one learn (fresh ids; label, task, time, where they came from and their
+    row in the learn in their metadata: the row orders the learn when it is refitted)."""
+    meta = {"task": task or f"task-{task_id}", "task_id": task_id, "time": time.time(), "source": source}
     return Records(
-        [uuid.uuid4().hex for _ in labels],
+        [uuid.uuid4().hex[:16] for _ in labels],
         x,
         list(texts) if texts is not None else [None] * len(labels),
-        [{"label": y, **meta} for y in labels],
+        [{"label": y, **meta, "row": r} for r, y in enumerate(labels)],
     )
+
+
+def weighed(train: Records) -> Records:
+    """``train`` with each example's weight in the head in its metadata."""
+    counts = Counter(train.labels)
+    metas = [{**m, "weight": balance_weight(counts[y])} for m, y in zip(train.metadatas, train.labels)]
+    return Records(train.ids, train.x, train.texts, metas)
 
 
 def fit(strategy: Strategy, x: np.ndarray, labels: list[str], index: dict[str, int], memory: Records) -> None:
@@ -64,15 +76,16 @@ def plan_exemplars(
 
 
 def split_holdout(batch: Records, fraction: float, seed: int) -> tuple[Records, Records]:
-    """Stratified split: that fraction of each class (at least one, never all) is held out."""
+    """Stratified split: that fraction of each class (at least one, never all) is held out, drawn
+    per class (a class's slice does not depend on which other classes the learn has)."""
     if fraction == 0:
         return batch, batch.take([])
-    rng = np.random.default_rng([seed, 7])
     by_label: dict[str, list[int]] = {}
     for i, y in enumerate(batch.labels):
         by_label.setdefault(y, []).append(i)
     test: list[int] = []
-    for rows in by_label.values():
+    for label, rows in by_label.items():
+        rng = np.random.default_rng([seed, 7, zlib.crc32(label.encode("utf-8"))])
         if len(rows) >= 2:
             k = min(len(rows) - 1, max(1, round(fraction * len(rows))))
             test += [rows[j] for j in rng.permutation(len(rows))[:k]]
@@ -162,6 +175,7 @@ def learn(
     task_id = int(batch.metadatas[0]["task_id"])
     state.dim = state.dim or int(batch.x.shape[1])
     train, test = split_holdout(batch, holdout, seed=task_id)
+    train = weighed(train)
     seen = list(dict.fromkeys(batch.labels))
     new_classes = [y for y in seen if y not in old.labels]
     state.labels += new_classes
@@ -174,6 +188,11 @@ def learn(
     added = train.take(chosen)
     if test.ids:
         state.holdout[str(task_id)] = test.ids
+    if state.examples is not None:  # None: a workspace from before every example was kept
+        by_label: dict[str, list[str]] = {}
+        for i, y in zip(train.ids, train.labels):
+            by_label.setdefault(y, []).append(i)
+        state.examples[str(task_id)] = by_label
     both = Records.concat([held, test])  # every held-out slice, in state.holdout order
     held_logits = head_logits(strategy, strategy.raw_scores(torch.from_numpy(both.x))) if both.ids else None
     accuracy = holdout_accuracy(old, state, head, both, held_logits)

@@ -90,6 +90,12 @@ class RecordStore:
         )
         return [[(i, 1.0 - float(d)) for i, d in zip(ids, ds)] for ids, ds in zip(res["ids"], res["distances"])]
 
+    def with_texts(self, texts: Collection[str]) -> list[str]:
+        """The ids of every record whose text is one of ``texts`` (exactly)."""
+        wanted = set(texts)
+        got = self._col.get(include=["documents"])
+        return [i for i, doc in zip(got["ids"], got["documents"]) if doc in wanted]
+
     def all_ids(self) -> set[str]:
         return set(self._col.get(include=[])["ids"])
 

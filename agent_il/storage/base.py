@@ -25,8 +25,8 @@ from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 from torch import Tensor
 
-from agent_il.errors import WorkspaceError
-from agent_il.state import SCHEMA_VERSION
+from agent_il.errors import InvalidInputError, WorkspaceError
+from agent_il.state import READABLE_SCHEMAS, SCHEMA_VERSION
 from agent_il.storage.blobs import Blobs, sha256
 
 STATE_FILE = "state.json"
@@ -47,9 +47,9 @@ def encode_tensors(tensors: dict[str, Tensor]) -> bytes:
 
 
 def check_schema(state: Any, where: str) -> dict[str, Any]:
-    if not isinstance(state, dict) or state.get("schema") != SCHEMA_VERSION:
+    if not isinstance(state, dict) or state.get("schema") not in READABLE_SCHEMAS:
         found = state.get("schema") if isinstance(state, dict) else None
-        raise WorkspaceError(f"{where} has schema {found!r}; this agent-il reads {SCHEMA_VERSION}")
+        raise WorkspaceError(f"{where} has schema {found!r}; this agent-il reads {READABLE_SCHEMAS}")
     return state
 
 
@@ -109,6 +109,14 @@ class Workspace(abc.ABC):
         """Remove what interrupted writes left behind (once ``older_than`` seconds old where other
         processes may be writing); returns how many."""
 
+    def vacuum(self, ids: list[str]) -> dict[str, int]:
+        """Make Chroma forget deleted records ``ids`` for good (its log and free pages keep
+        them); returns what was cleared where. Only an embedded workspace can."""
+        raise InvalidInputError(
+            "purge: a Chroma server keeps deleted rows in its own storage until its operator vacuums it "
+            "(`chroma utils vacuum --path DIR`); remove without purge here, then vacuum on the server"
+        )
+
     def initial_state(self, state: dict[str, Any]) -> dict[str, Any]:
         return {**state, "schema": SCHEMA_VERSION, "generation": 0, "weights": None}
 
@@ -122,31 +130,50 @@ class Workspace(abc.ABC):
         except Exception as exc:  # truncated or tampered
             raise WorkspaceError(f"cannot read weights {state['weights']} of {self.location}: {exc}") from exc
 
-    def commit(self, state: dict[str, Any], tensors: dict[str, Tensor]) -> dict[str, Any]:
-        """Persist a new generation (no weights blob when nothing is learned); returns the state."""
+    def read_statistics(self, state: dict[str, Any]) -> dict[str, Tensor]:
+        """The newest generation's statistics (what the next fit needs), checked against their digest."""
+        key = state.get("statistics")
+        if key is None:
+            return {}
+        data = self.blobs.get(key)
+        if sha256(data) != state.get("statistics_sha256"):
+            raise WorkspaceError(f"statistics {key} of {self.location} do not match their checksum")
+        return decode_tensors(data)
+
+    def commit(
+        self, state: dict[str, Any], tensors: dict[str, Tensor], statistics: dict[str, Tensor] | None = None
+    ) -> dict[str, Any]:
+        """Persist a new generation (no weights blob when nothing is learned; ``statistics``
+        replace the state's when given); returns the state."""
         generation = int(state["generation"]) + 1
-        key = digest = None
-        if tensors:
-            key = f"weights/{generation:08d}-{uuid.uuid4().hex[:8]}.safetensors"
-            data = encode_tensors(tensors)
-            self.blobs.put(key, data)
-            digest = sha256(data)  # snapshots share this blob and check it against the digest
-        new_state = {**state, "generation": generation, "weights": key, "weights_sha256": digest}
+        written: list[str] = []
+        new_state = {**state, "generation": generation, "weights": None, "weights_sha256": None}
+        for kind, blob in (("weights", tensors), ("statistics", statistics)):
+            if blob:
+                key = f"{kind}/{generation:08d}-{uuid.uuid4().hex[:8]}.safetensors"
+                data = encode_tensors(blob)
+                self.blobs.put(key, data)
+                written.append(key)
+                new_state[kind], new_state[f"{kind}_sha256"] = key, sha256(data)  # snapshots check it
+            elif blob is not None:
+                new_state[kind] = new_state[f"{kind}_sha256"] = None
         try:
             self._publish(new_state)
         except BaseException:
-            if key is not None:
+            for key in written:
                 self.blobs.delete(key)
             raise
         return new_state
 
     def collect_garbage(self, state: dict[str, Any], keep: set[str]) -> list[str]:
-        """Delete weights that neither the state, ``keep`` (snapshots) nor a recent generation
-        names; a concurrent writer's uncommitted weights are newer than the state, so they stay."""
+        """Delete weights and statistics that neither the state, ``keep`` (snapshots) nor a
+        recent generation names; a concurrent writer's uncommitted ones are newer than the
+        state, so they stay."""
         floor = int(state["generation"]) - (KEEP_GENERATIONS if self.shared else 0)
+        named = {state["weights"], state.get("statistics"), *keep}
         dropped = []
-        for key in self.blobs.keys("weights/"):
-            if key != state["weights"] and key not in keep and weights_generation(key) <= floor:
+        for key in self.blobs.keys("weights/") + self.blobs.keys("statistics/"):
+            if key not in named and weights_generation(key) <= floor:
                 self.blobs.delete(key)
                 dropped.append(key)
         return dropped

@@ -1,8 +1,10 @@
-"""A workspace's history: named and automatic snapshots of its committed states, and what a
-restore or a rollback needs to bring one back (the commit itself is the learner's)."""
+"""A workspace's history: named and automatic snapshots of its committed states, which records
+they keep alive, and what a restore or a rollback needs to bring one back (the commit itself is
+the learner's)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 
@@ -19,44 +21,65 @@ from agent_il.storage.snapshots import AUTO_PREFIX, SnapshotInfo, Snapshots, che
 
 @dataclass
 class Restore:
-    """A snapshot to bring back: its state (on top of the current generation), weights, the
-    records it names that the stores no longer hold, and the current records when the present
-    is to be snapshotted first."""
+    """A snapshot to bring back: its state (on top of the current generation), weights ({} when
+    an erasure rewrote it: the head is derived again), the records an old-style snapshot holds
+    that the stores no longer do, and whether the present is to be snapshotted first."""
 
     info: SnapshotInfo
     state: WorkspaceState
     tensors: dict[str, Tensor]
     missing: dict[str, Records]
-    previous: dict[str, Records] | None
+    save_present: bool
 
 
 class History(Snapshots):
-    """The snapshots (:class:`Snapshots`: the format) of a workspace whose records are in ``stores``."""
+    """The snapshots (:class:`Snapshots`: the format) of a workspace whose records are in
+    ``stores`` and whose live state is ``current()``."""
 
-    def __init__(self, blobs: Blobs, stores: dict[str, RecordStore]) -> None:
+    def __init__(self, blobs: Blobs, stores: dict[str, RecordStore], current: Callable[[], WorkspaceState]) -> None:
         super().__init__(blobs)
-        self.stores = stores
+        self.stores, self._current = stores, current
 
-    def records(self, state: WorkspaceState) -> dict[str, Records]:
+    def records(self, state: WorkspaceState, stores: tuple[str, ...] = ("exemplars", "holdout")) -> dict[str, Records]:
         """The records ``state`` names, per store."""
-        return {store: self.stores[store].load(state.live(store)) for store in STORES}
+        return {store: self.stores[store].load(state.live(store)) for store in stores}
+
+    def named(self) -> dict[str, set[str]]:
+        """Every record id some snapshot names, per store: they stay in the stores."""
+        out: dict[str, set[str]] = {store: set() for store in STORES}
+        for m in self.manifests():
+            state = WorkspaceState.from_json(m["state"], f"snapshot {m['name']!r}")
+            for store in STORES:
+                out[store].update(state.live(store))
+        return out
+
+    def kept(self) -> dict[str, set[str]]:
+        """What the stores must keep: the live state's records and every snapshot's."""
+        named, live = self.named(), self._current()
+        return {store: named[store] | set(live.live(store)) for store in STORES}
+
+    def release(self, candidates: dict[str, set[str]]) -> None:
+        """Delete the ``candidates`` that neither the live state nor a snapshot names any more."""
+        kept = self.kept()
+        for store, ids in candidates.items():
+            self.stores[store].delete(ids - kept[store])
 
     def create(self, state: WorkspaceState, name: str | None = None) -> SnapshotInfo:
         """Save ``state`` under ``name`` (default: a timestamp). Call in the write turn."""
         name = check_name(datetime.now(timezone.utc).strftime("snap-%Y%m%d-%H%M%S") if name is None else name)
         if name.startswith(AUTO_PREFIX):
             raise InvalidInputError(f"names starting with {AUTO_PREFIX!r} are kept for automatic snapshots")
-        info = self.save(name, now(), state.to_json(), self.records(state))
+        info = self.save(name, now(), state.to_json())
         if info is None:
             raise InvalidInputError(f"snapshot {name!r} already exists")
         return info
 
-    def auto(self, state: WorkspaceState, records: dict[str, Records]) -> tuple[SnapshotInfo, bool]:
+    def auto(self, state: WorkspaceState) -> tuple[SnapshotInfo, bool]:
         """The automatic snapshot of ``state`` (made now unless a writer that raced us from the
         same state saved it already), and whether this call made it."""
         name = f"{AUTO_PREFIX}{state.generation:06d}"
         for _ in range(3):  # the racer's copy may be trimmed or dropped while we look it up
-            created = self.save(name, now(), state.to_json(), records)
+            created = self.save(name, now(), state.to_json())
             if created is not None:
                 return created, True
             found = next((s for s in self.list() if s.name == name), None)
@@ -64,12 +87,18 @@ class History(Snapshots):
                 return found, False
         raise Conflict(f"automatic snapshot {name!r} kept changing under this writer")
 
+    def drop(self, name: str) -> None:
+        """Delete snapshot ``name`` and the records only it still named."""
+        state = WorkspaceState.from_json(self._manifest(name)["state"], f"snapshot {name!r}")
+        self.delete(name)
+        self.release({store: set(state.live(store)) for store in STORES})
+
     def trim(self, keep: int) -> None:
         """Keep the newest ``keep`` automatic snapshots."""
         autos = self.auto_names()
         for name in autos[: max(0, len(autos) - keep)]:
             try:
-                self.delete(name)
+                self.drop(name)
             except InvalidInputError:  # another writer trimmed it first
                 pass
 
@@ -84,11 +113,14 @@ class History(Snapshots):
         state = WorkspaceState.from_json(saved, f"snapshot {name!r}")
         state.config = replace(state.config, auto_snapshots=current.config.auto_snapshots)
         state.generation = current.generation
-        present = {store: self.stores[store].all_ids() for store in STORES}
-        missing = {s: r.take([i for i, rid in enumerate(r.ids) if rid not in present[s]]) for s, r in records.items()}
+        state.statistics = current.statistics  # the newest statistics: derived from them again
+        state.statistics_sha256 = current.statistics_sha256
+        missing = {}
+        for store, recs in records.items():  # an old-style snapshot's own copies
+            present = self.stores[store].existing(recs.ids)
+            missing[store] = recs.take([i for i, rid in enumerate(recs.ids) if rid not in present])
         # Restoring a named snapshot saves the present first; a rollback (auto) does not.
-        previous = None if info.auto else self.records(current)
-        return Restore(info, state, tensors, missing, previous)
+        return Restore(info, state, tensors, missing, save_present=not info.auto)
 
     def newest_auto(self) -> SnapshotInfo:
         autos = [s for s in self.list() if s.auto]

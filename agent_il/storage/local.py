@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import sqlite3
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -110,7 +111,7 @@ class LocalWorkspace(Workspace):
             raise WorkspaceError(f"{self.root} exists and is not a directory")
         if self.root.is_dir() and any(self.root.iterdir()) and not self.exists():
             raise WorkspaceError(f"{self.root} is a non-empty directory that is not an agent-il workspace")
-        for d in ("", "weights", "snapshots", "chroma", "cache"):
+        for d in ("", "weights", "statistics", "snapshots", "chroma", "cache"):
             (self.root / d).mkdir(mode=0o700, parents=True, exist_ok=True)
         self._own()
         atomic.write_json(self.state_path, self.initial_state(state))
@@ -137,7 +138,25 @@ class LocalWorkspace(Workspace):
         return store
 
     def clean_temporary(self, older_than: float = 0.0) -> int:
-        return self.blobs.clean(["", "weights", "snapshots"])
+        return self.blobs.clean(["", "weights", "statistics", "snapshots"])
+
+    def vacuum(self, ids: list[str]) -> dict[str, int]:
+        """Chroma keeps an added record in its write-ahead log (text and embedding) until its
+        index flushes, and deleted rows in SQLite's free pages: drop the log entries of ``ids``,
+        rebuild the full-text index and VACUUM, so their bytes leave the files."""
+        db = sqlite3.connect(self.root / "chroma" / "chroma.sqlite3", timeout=60)
+        try:
+            marks = ",".join("?" * len(ids))
+            with db:
+                log = db.execute(f"DELETE FROM embeddings_queue WHERE id IN ({marks})", ids).rowcount if ids else 0
+                db.execute("INSERT INTO embedding_fulltext_search(embedding_fulltext_search) VALUES('optimize')")
+            db.execute("VACUUM")
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.Error as exc:
+            raise WorkspaceError(f"cannot vacuum {self.root / 'chroma'}: {exc}") from exc
+        finally:
+            db.close()
+        return {"chroma log": log}
 
     def cache_path(self, model_id: str) -> Path:
         return cache_path(model_id, self.root / "cache")

@@ -1,26 +1,26 @@
-"""Named, self-contained copies of a workspace: its state, head/EWC weights and every Chroma
-record it names (exemplars, held-out slices), so a restore brings all of it back.
+"""Named copies of a workspace's committed states, so a restore brings one back.
 
-A snapshot is two blobs: ``snapshots/<name>-<id>.safetensors`` (the records) and, written last
-as its commit point, ``snapshots/<name>.json`` (the state, and the SHA-256 of the records and
-of the weights, which it shares with the workspace instead of copying). A truncated or tampered
-snapshot is refused with a clear error, never half-loaded.
+A snapshot is a manifest, ``snapshots/<name>.json``: the state (which names every example,
+exemplar and held-out record it had, by id) and the SHA-256 of the weights blob it shares with
+the workspace. The records themselves stay in their Chroma stores for as long as the live state
+or a snapshot names them, so a snapshot costs its manifest only. (Snapshots made before that
+also hold ``snapshots/<name>-<id>.safetensors`` and ``.records``, copies of their exemplar and
+held-out records; they still load.) A truncated or tampered snapshot is refused with a clear
+error, never half-loaded.
 """
 
 from __future__ import annotations
 
 import json
 import re
-import uuid
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import numpy as np
 import torch
 
 from agent_il.errors import InvalidInputError, WorkspaceError
 from agent_il.memory.records import Records
-from agent_il.storage.base import decode_tensors, encode_tensors
+from agent_il.storage.base import decode_tensors
 from agent_il.storage.blobs import Blobs, sha256
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -60,44 +60,47 @@ def _manifest_key(name: str) -> str:
 class Snapshots:
     def __init__(self, blobs: Blobs) -> None:
         self.blobs = blobs
+        self._parsed: dict[str, tuple[str, dict[str, Any]]] = {}  # key -> (digest, manifest)
 
-    def save(self, name: str, created: str, state: dict[str, Any], records: dict[str, Records]) -> SnapshotInfo | None:
-        """Save a snapshot of ``state`` (whose weights blob it shares) and its ``records``;
-        None if one of that name exists or appeared meanwhile (a racing writer's)."""
+    def save(self, name: str, created: str, state: dict[str, Any]) -> SnapshotInfo | None:
+        """Save a snapshot of ``state`` (whose weights blob it shares); None if one of that name
+        exists or appeared meanwhile (a racing writer's)."""
         key = _manifest_key(name)
         if key in self.blobs.keys(key):
             return None
-        tensors = {k: torch.from_numpy(np.ascontiguousarray(r.x, dtype=np.float32)) for k, r in records.items()}
-        meta = {k: {"ids": r.ids, "texts": r.texts, "metadatas": r.metadatas} for k, r in records.items()}
-        data = encode_tensors(tensors)
-        body = json.dumps(meta, ensure_ascii=False).encode()
-        data_key = f"{PREFIX}{name}-{uuid.uuid4().hex[:8]}.safetensors"
-        self.blobs.put(data_key, data)
-        self.blobs.put(data_key.replace(".safetensors", ".records"), body)
-        manifest = {
-            "name": name,
-            "created": created,
-            "state": state,
-            "files": {
-                data_key: sha256(data),
-                data_key.replace(".safetensors", ".records"): sha256(body),
-                **({state["weights"]: state["weights_sha256"]} if state["weights"] else {}),
-            },
-        }
-        blob = json.dumps(manifest, indent=1, ensure_ascii=False).encode()
-        if not self.blobs.put(key, blob, exclusive=True):
-            self._delete_files(manifest)
+        manifest = {"name": name, "created": created, "state": state, "files": self._files(state)}
+        if not self.blobs.put(key, json.dumps(manifest, ensure_ascii=False).encode(), exclusive=True):
             return None
         return self._info(manifest)
+
+    def rewrite(self, name: str, state: dict[str, Any]) -> None:
+        """Replace snapshot ``name``'s state (an erasure took records out of it). Its old record
+        copies, if it is an old-style snapshot, go: the state must no longer need them."""
+        manifest = self._manifest(name)
+        old_files = [k for k in manifest["files"] if k.startswith(PREFIX)]
+        manifest = {**manifest, "state": state, "files": self._files(state)}
+        self.blobs.put(_manifest_key(name), json.dumps(manifest, ensure_ascii=False).encode())
+        for key in old_files:
+            self.blobs.delete(key)
+
+    @staticmethod
+    def _files(state: dict[str, Any]) -> dict[str, str]:
+        return {state["weights"]: state["weights_sha256"]} if state.get("weights") else {}
 
     def _manifest(self, name: str) -> dict[str, Any]:
         key = _manifest_key(name)
         if key not in self.blobs.keys(key):
             raise InvalidInputError(f"no snapshot named {name!r}")
         try:
-            manifest = json.loads(self.blobs.get(key))
+            raw = self.blobs.get(key)
+            digest = sha256(raw)
+            cached = self._parsed.get(key)
+            if cached is not None and cached[0] == digest:  # each learn re-reads every manifest
+                return cached[1]
+            manifest = json.loads(raw)
             if not isinstance(manifest, dict) or not {"name", "created", "state", "files"} <= set(manifest):
                 raise ValueError("fields missing")
+            self._parsed[key] = (digest, manifest)
             return manifest
         except (WorkspaceError, ValueError) as exc:
             raise WorkspaceError(f"snapshot {name!r} is damaged: {exc}") from exc
@@ -136,7 +139,8 @@ class Snapshots:
         return sorted(n for n in self.names() if n.startswith(AUTO_PREFIX))
 
     def load(self, name: str) -> tuple[dict[str, Any], dict[str, torch.Tensor], dict[str, Records]]:
-        """Verify every blob against the manifest, then return (state, weights, records)."""
+        """Verify every blob against the manifest, then return (state, weights, the record copies
+        an old-style snapshot holds: {} for others)."""
         manifest = self._manifest(name)
         data = {}
         for key, digest in manifest["files"].items():
@@ -147,12 +151,14 @@ class Snapshots:
             if sha256(data[key]) != digest:
                 raise WorkspaceError(f"snapshot {name!r} is damaged: {key} does not match its checksum")
         try:
-            weights_key = manifest["state"]["weights"]
+            weights_key = manifest["state"].get("weights")
             weights = decode_tensors(data[weights_key]) if weights_key else {}
-            arrays_key = next(k for k in data if k.endswith(".safetensors") and k.startswith(PREFIX))
-            arrays = decode_tensors(data[arrays_key])
-            meta = json.loads(data[arrays_key.replace(".safetensors", ".records")])
-            records = {k: Records(m["ids"], arrays[k].numpy(), m["texts"], m["metadatas"]) for k, m in meta.items()}
+            records = {}
+            arrays_key = next((k for k in data if k.endswith(".safetensors") and k.startswith(PREFIX)), None)
+            if arrays_key is not None:
+                arrays = decode_tensors(data[arrays_key])
+                meta = json.loads(data[arrays_key.replace(".safetensors", ".records")])
+                records = {k: Records(m["ids"], arrays[k].numpy(), m["texts"], m["metadatas"]) for k, m in meta.items()}
         except Exception as exc:
             raise WorkspaceError(f"snapshot {name!r} is damaged: {exc}") from exc
         return manifest["state"], weights, records

@@ -62,8 +62,9 @@ class Transactions:
             age = self.orphan_age
             self.workspace.clean_temporary(older_than=age)
             if self.workspace.shared or not self._pruned:  # embedded: only a dead process leaves orphans
+                kept = self.history.kept()
                 for store in STORES:
-                    self.stores[store].prune(self._current().live(store), min_age=age)
+                    self.stores[store].prune(kept[store], min_age=age)
                 self._pruned = True
             yield
 
@@ -94,19 +95,20 @@ class Transactions:
         tensors: dict[str, Tensor],
         added: dict[str, Records],
         on_commit: Callable[[WorkspaceState], None],
-        previous: dict[str, Records] | None = None,
+        snapshot: bool = False,
+        statistics: dict[str, Tensor] | None = None,
     ) -> SnapshotInfo | None:
-        """Add records, commit ``state``, tell ``on_commit``, drop what it no longer names. Call in
-        the write turn. Given ``previous`` (the current state's records, already loaded), the
+        """Add records, commit ``state`` (with new ``statistics`` if given), tell ``on_commit``,
+        drop the records nothing names any more. Call in the write turn. With ``snapshot``, the
         current state is first saved as an automatic snapshot, which is returned."""
         old = self._current()
         snap, created = None, False
-        if previous is not None and old.config.auto_snapshots > 0:
-            snap, created = self.history.auto(old, previous)
+        if snapshot and old.config.auto_snapshots > 0:
+            snap, created = self.history.auto(old)
         try:
             for store, recs in added.items():
                 self.stores[store].add(recs, generation=old.generation + 1)
-            published = self.workspace.commit(state.to_json(), tensors)
+            published = self.workspace.commit(state.to_json(), tensors, statistics)
             committed = WorkspaceState.from_json(published)
         except BaseException as error:
             for store, recs in added.items():  # this process cleans up after itself
@@ -115,10 +117,9 @@ class Transactions:
             if created and snap is not None and not isinstance(error, Conflict):
                 self.history.delete(snap.name)
             raise
-        for store in STORES:
-            self.stores[store].delete(set(old.live(store)) - set(committed.live(store)))
         on_commit(committed)
         self.history.trim(committed.config.auto_snapshots)
+        self.history.release({store: set(old.live(store)) - set(committed.live(store)) for store in STORES})
         _, in_use = self.history.tidy(min_age=self.orphan_age)
         self.workspace.collect_garbage(published, keep=in_use)
         return snap

@@ -6,9 +6,25 @@ safetensors)."""
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from torch import Tensor
+
+
+@dataclass(frozen=True)
+class Revision:
+    """An edit of what the head was fitted on, in rows: each row's old column and weight and its
+    new ones (column -1 / weight 0: not in the head then). Old columns index the head before the
+    edit, new ones after it. ``recent`` (x, y, weight): the newest learn as it is after the edit,
+    which a head that fits its temperature per learn refits it on."""
+
+    x: Tensor
+    y_old: Tensor
+    w_old: Tensor
+    y_new: Tensor
+    w_new: Tensor
+    recent: tuple[Tensor, Tensor, Tensor]
 
 
 class Strategy(ABC):
@@ -17,6 +33,9 @@ class Strategy(ABC):
     # Rejection scores read ``raw_scores / score_temperature``: a scale that stays fixed across
     # learns (a head that refits its softmax temperature at every learn overrides it).
     score_temperature: ClassVar[float] = 1.0
+    # Whether :meth:`revise` gives exactly the head fitted without (or with the new labels of)
+    # the edited examples; otherwise it is a remap and a short replay pass.
+    exact_edits: ClassVar[bool] = False
 
     @abstractmethod
     def fit(self, x: Tensor, y: Tensor, n_classes: int, replay: tuple[Tensor, Tensor] | None) -> None:
@@ -44,12 +63,31 @@ class Strategy(ABC):
         return None
 
     @abstractmethod
+    def revise(self, order: list[int | None], change: Revision, replay: tuple[Tensor, Tensor] | None) -> None:
+        """Apply an edit in place: output column j becomes old column ``order[j]`` (None: a new,
+        empty one) and the rows of ``change`` move as it says. ``replay``: the exemplars after
+        the edit (features, new columns), for rules that relearn from them."""
+
+    def statistics(self) -> dict[str, Tensor]:
+        """What the next fit or edit needs beyond :meth:`tensors` (kept for the newest
+        generation only, and derived again from the stored examples for an older one)."""
+        return {}
+
+    def load_statistics(self, tensors: dict[str, Tensor]) -> None:  # noqa: B027 (optional: most keep none)
+        """Load what :meth:`statistics` gave."""
+
+    @property
+    def has_statistics(self) -> bool:
+        """Whether the head can be fitted or edited as it is (statistics loaded, or none needed)."""
+        return True
+
+    @abstractmethod
     def config(self) -> dict[str, Any]:
         """Constructor arguments, JSON-serialisable: ``type(self)(**config())`` rebuilds it."""
 
     @abstractmethod
     def tensors(self) -> dict[str, Tensor]:
-        """Learned state, saved as safetensors."""
+        """Learned state a predict needs, saved as safetensors with every generation."""
 
     @abstractmethod
     def load_tensors(self, tensors: dict[str, Tensor]) -> None: ...

@@ -35,6 +35,14 @@ class OnlineEWC:
                 self.fisher[name] = _pad_rows(self.fisher[name], p.shape)
                 self.anchor[name] = _pad_rows(self.anchor[name], p.shape)
 
+    def remap(self, name: str, order: list[int | None]) -> None:
+        """Rows of parameter ``name`` follow ``order`` (None: a new row, with no importance yet)."""
+        for kind in (self.fisher, self.anchor):
+            if name in kind:
+                old = kind[name]
+                zero = torch.zeros(old.shape[1:], dtype=old.dtype)
+                kind[name] = torch.stack([old[j] if j is not None and j < len(old) else zero for j in order])
+
     def penalty(self, model: nn.Module) -> Tensor:
         total = torch.zeros(())
         for name, p in model.named_parameters():

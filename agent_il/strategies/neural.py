@@ -23,7 +23,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from agent_il.strategies.base import Strategy
+from agent_il.strategies.base import Revision, Strategy
 from agent_il.strategies.ewc import OnlineEWC
 
 
@@ -139,6 +139,31 @@ class NeuralStrategy(Strategy):
             xs, ys = (x, y) if replay is None else (torch.cat([x, replay[0]]), torch.cat([y, replay[1]]))
             self.ewc.consolidate(head, xs, ys)
         self._tasks_seen += 1
+
+    def revise(self, order: list[int | None], change: Revision, replay: tuple[Tensor, Tensor] | None) -> None:
+        """Approximate: output rows (and their EWC importance) follow ``order``, a new column
+        starts at its rows' mean feature, then one short pass relearns the exemplars and the
+        relabelled rows. What a removed example taught the body is not unlearned."""
+        assert self.head is not None, "fit() first"
+        moved = change.y_new >= 0
+        x, y = change.x[moved], change.y_new[moved]
+        with torch.no_grad():
+            h = self.head.body(x) if len(x) else None
+            rows = []
+            for c, j in enumerate(order):
+                mine = y == c
+                if j is not None:
+                    rows.append(self.head.out[j].detach())
+                elif h is not None and bool(mine.any()):
+                    rows.append(F.normalize(h[mine].mean(0), dim=0))
+                else:
+                    rows.append(torch.randn(self.hidden) * self.hidden**-0.5)
+            self.head.out = nn.Parameter(torch.stack(rows) if rows else self.head.out.detach()[:0])
+        self.ewc.remap("out", order)
+        if replay is not None and len(replay[0]):
+            x, y = torch.cat([x, replay[0]]), torch.cat([y, replay[1]])
+        if len(x) and order:
+            self.fit(x, y, len(order), None)
 
     @torch.no_grad()
     def raw_scores(self, x: Tensor) -> Tensor:

@@ -17,11 +17,12 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
-from agent_il.strategies.base import Strategy
+from agent_il.strategies.base import Revision, Strategy
 
 _TEMPERATURES = torch.logspace(-3, 1, 41, dtype=torch.float64)
 REFERENCE_COUNT = 100.0  # a class with this many examples in a learn gets weight 1
 _CALIBRATION_ROWS = 500  # enough for one temperature; keeps the solve small
+_PROBE = 64  # values of the random projection a generation keeps to check it is drawn alike
 
 
 def balance_weights(counts: Tensor) -> Tensor:
@@ -30,8 +31,14 @@ def balance_weights(counts: Tensor) -> Tensor:
     return (REFERENCE_COUNT / counts.double().clamp_min(1)).sqrt()
 
 
+def balance_weight(count: int) -> float:
+    """One example's weight in a class of ``count`` (the same float64 value as :func:`balance_weights`)."""
+    return math.sqrt(REFERENCE_COUNT / max(count, 1))
+
+
 class RidgeStrategy(Strategy):
     name: ClassVar[str] = "ridge"
+    exact_edits: ClassVar[bool] = True
     # The temperature is refitted at every learn on that learn's examples alone (one class: any
     # temperature fits), so rejection reads the raw scores at the one CLINC150 fits overall.
     score_temperature: ClassVar[float] = 0.05
@@ -56,7 +63,7 @@ class RidgeStrategy(Strategy):
 
     @property
     def n_classes(self) -> int:
-        return 0 if self.cross is None else self.cross.shape[1]
+        return 0 if self.weights is None else self.weights.shape[1]
 
     @property
     def temperature(self) -> float:
@@ -67,28 +74,78 @@ class RidgeStrategy(Strategy):
         x = x.float()
         return torch.cat([x * math.sqrt(self.features / x.shape[1]), torch.relu(x @ self.projection + self.bias)], 1)
 
-    def fit(self, x: Tensor, y: Tensor, n_classes: int, replay: tuple[Tensor, Tensor] | None) -> None:
+    def _draw(self, dim: int) -> None:
+        """The random features: drawn from the seed, so a generation need not store them."""
+        gen = torch.Generator().manual_seed(self.seed)
+        self.projection = torch.randn(dim, self.features, generator=gen)
+        self.bias = self.bias_scale * torch.randn(self.features, generator=gen)
+
+    def _start(self, dim: int) -> None:
         if self.projection is None:
-            gen = torch.Generator().manual_seed(self.seed)
-            self.projection = torch.randn(x.shape[1], self.features, generator=gen)
-            self.bias = self.bias_scale * torch.randn(self.features, generator=gen)
-            width = x.shape[1] + self.features
+            self._draw(dim)
+        if self.gram is None:
+            if self.weights is not None:
+                raise RuntimeError("load_statistics() first: the head was loaded without them")
+            width = dim + self.features
             self.gram = torch.zeros(width, width, dtype=torch.float64)
-            self.cross = torch.zeros(width, 0, dtype=torch.float64)
+            self.cross = torch.zeros(width, self.n_classes, dtype=torch.float64)
+
+    def fit(self, x: Tensor, y: Tensor, n_classes: int, replay: tuple[Tensor, Tensor] | None) -> None:
+        self._start(x.shape[1])
         assert self.gram is not None and self.cross is not None
         if n_classes > self.cross.shape[1]:
             pad = torch.zeros(self.cross.shape[0], n_classes - self.cross.shape[1], dtype=torch.float64)
             self.cross = torch.cat([self.cross, pad], dim=1)
         weight = balance_weights(torch.bincount(y, minlength=n_classes))[y]
+        h = self._accumulate(x, y, weight)
+        self._solve(h, weight, y)
+
+    def _accumulate(self, x: Tensor, y: Tensor, weight: Tensor) -> Tensor:
+        """Add ``weight`` times each row's terms to G and to C's column ``y`` (a negative weight
+        takes them out; ``y < 0``: G only, its column is gone). Returns the feature rows."""
+        assert self.gram is not None and self.cross is not None
         h = self._features(x).double()
+        weight = weight.double()
         # Rounding may leave G a hair asymmetric; only its lower triangle is ever read (the
         # Cholesky factorisation reads that one, and it is what is saved), so reloads are exact.
         self.gram.addmm_((h * weight[:, None]).T, h)
-        self.cross += (h * weight[:, None]).T @ torch.nn.functional.one_hot(y, n_classes).double()
+        keep = y >= 0
+        if bool(keep.any()):
+            self.cross.index_add_(1, y[keep], (h[keep] * weight[keep, None]).T)
         self._factor = None
+        return h
+
+    def _solve(self, h: Tensor, weight: Tensor, y: Tensor) -> None:
+        """Solve for the weights; the temperature is fitted on feature rows ``h`` (labels ``y``)."""
+        assert self.cross is not None
         solved = torch.cholesky_solve(self.cross, self.factor())
         self.weights = solved.float().contiguous()  # row-major, as it will be when reloaded
-        self._temperature = self._choose_temperature(h, weight, y, solved)
+        self._temperature = self._choose_temperature(h, weight, y, solved) if len(y) else 1.0
+
+    def revise(self, order: list[int | None], change: Revision, replay: tuple[Tensor, Tensor] | None) -> None:
+        """Exact: the changed rows' old terms out, their new terms in, columns remapped, solved
+        again; the temperature refitted on ``change.recent`` (the newest learn as it is now)."""
+        self._start(change.x.shape[1])
+        assert self.cross is not None
+        old_cols = self.cross
+        if len(change.x):
+            self._accumulate(change.x, change.y_old, -change.w_old)  # old columns still in place
+        self.cross = (
+            torch.stack(
+                [
+                    old_cols[:, j] if j is not None else torch.zeros(old_cols.shape[0], dtype=old_cols.dtype)
+                    for j in order
+                ],
+                1,
+            )
+            if order
+            else old_cols[:, :0]
+        )
+        if len(change.x):
+            self._accumulate(change.x, change.y_new, change.w_new)
+        self._factor = None
+        x, y, w = change.recent
+        self._solve(self._features(x).double(), w.double(), y)
 
     def factor(self) -> Tensor:
         """Cholesky factor of ``G + lambda I``, kept until the next fit: the leave-one-out scores
@@ -143,26 +200,45 @@ class RidgeStrategy(Strategy):
         return self._features(x) @ self.weights
 
     def tensors(self) -> dict[str, Tensor]:
-        assert self.projection is not None and self.bias is not None and self.weights is not None
-        assert self.gram is not None and self.cross is not None
+        """What a predict needs: the solved weights and temperature (the random features are
+        drawn again from the seed; a probe of them checks this torch draws the same ones)."""
+        assert self.projection is not None and self.weights is not None
         return {
-            "projection": self.projection,
-            "bias": self.bias,
-            "gram_upper": self.gram.T[tuple(_upper(self.gram.shape[0]))],  # = the lower triangle of G
-            "cross": self.cross,
             "weights": self.weights,
             "temperature": torch.tensor(self._temperature, dtype=torch.float64),
+            "projection_probe": self.projection.flatten()[:_PROBE].clone(),
         }
 
+    def statistics(self) -> dict[str, Tensor]:
+        assert self.gram is not None and self.cross is not None
+        return {"gram_upper": self.gram.T[tuple(_upper(self.gram.shape[0]))], "cross": self.cross}  # G's lower triangle
+
+    @property
+    def has_statistics(self) -> bool:
+        return self.gram is not None or self.weights is None  # a fresh head needs none
+
     def load_tensors(self, tensors: dict[str, Tensor]) -> None:
-        self.projection, self.bias = tensors["projection"], tensors["bias"]
+        self.weights = tensors["weights"]
+        self._temperature = float(tensors["temperature"])
+        dim = self.weights.shape[0] - self.features
+        if "projection" in tensors:  # written before generations were lean
+            self.projection, self.bias = tensors["projection"], tensors["bias"]
+        else:
+            self._draw(dim)
+            assert self.projection is not None
+            if not torch.equal(self.projection.flatten()[:_PROBE], tensors["projection_probe"]):
+                raise ValueError("this torch draws other random features from the seed than the one that made the head")
+        self.gram = self.cross = self._factor = None
+        if "gram_upper" in tensors:
+            self.load_statistics(tensors)
+
+    def load_statistics(self, tensors: dict[str, Tensor]) -> None:
         upper, width = tensors["gram_upper"], tensors["cross"].shape[0]
         rows, cols = _upper(width)
         self.gram = torch.zeros(width, width, dtype=upper.dtype)
         self.gram[rows, cols] = upper
         self.gram[cols, rows] = upper
-        self.cross, self.weights = tensors["cross"], tensors["weights"]
-        self._temperature = float(tensors["temperature"])
+        self.cross = tensors["cross"]
         self._factor = None
 
 

@@ -1,0 +1,304 @@
+"""The knowledge base as data: list, correct, rename, merge, delete and erase what the learner
+knows. Mixed into :class:`agent_il.learner.IntentLearner`; every edit is a transaction like a
+learn (automatic snapshot, commit or nothing, rollback undoes it) computed by
+:mod:`agent_il.engine.edit`, exact for heads with ``exact_edits`` (ridge)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from agent_il import validation
+from agent_il.encoding.cache import EmbeddingCache
+from agent_il.engine import edit
+from agent_il.engine.step import correct
+from agent_il.errors import InvalidInputError
+from agent_il.results import EditReport, Example, IntentInfo
+from agent_il.state import STORES, WorkspaceState
+
+if TYPE_CHECKING:
+    from agent_il.learner import IntentLearner
+
+
+class Editing:
+    """Reading and editing the stored examples (the source of truth the head is derived from)."""
+
+    # ----------------------------------------------------------------- reading
+    def examples(
+        self: IntentLearner,
+        intent: str | None = None,
+        task: str | None = None,
+        search: str | None = None,
+        limit: int | None = None,
+    ) -> list[Example]:
+        """The examples the workspace holds (learned, then held out), oldest learn first; filtered
+        by ``intent``, by ``task`` (name or id), by a case-insensitive ``search`` in the text."""
+        self.refresh()
+        if intent is not None:
+            _known_intent(self.state, intent, "intent")
+        if limit is not None:
+            validation.positive_int(limit, "limit")
+        found = [e for e in _all_examples(self) if _matches(e, intent, task, search)]
+        return found[:limit] if limit is not None else found
+
+    def find_examples(
+        self: IntentLearner, ids: Sequence[str] | None = None, texts: Sequence[str] | None = None
+    ) -> list[Example]:
+        """The examples ``ids`` name, or whose text is one of ``texts``: what an edit would change."""
+        if (ids is None) == (texts is None):
+            raise InvalidInputError("give either ids or texts")
+        self.refresh()
+        every = _all_examples(self)
+        if ids is not None:
+            wanted = validation.texts(ids, "ids")
+            by_id = {e.id: e for e in every}
+            unknown = [i for i in wanted if i not in by_id]
+            if unknown:
+                raise InvalidInputError(f"ids: no example {unknown[0]!r} in this workspace")
+            return [by_id[i] for i in dict.fromkeys(wanted)]
+        wanted_texts = set(validation.texts(texts, "texts"))
+        found = [e for e in every if e.text in wanted_texts]
+        missing = wanted_texts - {e.text for e in found}
+        if missing:
+            raise InvalidInputError(f"texts: no example has the text {sorted(missing)[0]!r}")
+        return found
+
+    def intents(self: IntentLearner) -> list[IntentInfo]:
+        """Every intent: its examples, exemplars, held-out examples, learns and held-out accuracy."""
+        self.refresh()
+        every = _all_examples(self)
+        held = [e for e in every if e.held_out]
+        right: dict[str, list[bool]] = {}
+        if held:
+            recs = self.stores["holdout"].load([e.id for e in held])
+            ok = correct(self.strategy.logits(torch.from_numpy(recs.x)), self.state.labels, recs)
+            for e, r in zip(held, ok):
+                right.setdefault(e.label, []).append(bool(r))
+        out = []
+        for label in self.state.labels:
+            mine = [e for e in every if e.label == label]
+            scores = right.get(label)
+            out.append(
+                IntentInfo(
+                    label=label,
+                    examples=sum(not e.held_out for e in mine),
+                    exemplars=len(self.state.exemplars.get(label, [])),
+                    held_out=sum(e.held_out for e in mine),
+                    tasks=list(dict.fromkeys(e.task for e in mine if not e.held_out)),
+                    holdout_accuracy=round(100.0 * sum(scores) / len(scores), 2) if scores else None,
+                )
+            )
+        return out
+
+    # ----------------------------------------------------------------- editing
+    def remove_examples(
+        self: IntentLearner,
+        ids: Sequence[str] | None = None,
+        texts: Sequence[str] | None = None,
+        purge: bool = False,
+        drop_snapshots: bool = False,
+    ) -> EditReport:
+        """Forget examples (learned or held out) as if they had never been learned. With
+        ``purge``, their texts and embeddings are erased from every place the workspace holds
+        them: stores, inbox, embedding cache, every snapshot (rewritten, or with
+        ``drop_snapshots`` deleted), Chroma's log and free pages. Embedded workspaces only."""
+        if purge and self.workspace.shared:
+            self.workspace.vacuum([])  # raises: a server cannot be vacuumed from here
+        if purge and ids is not None:  # every example with those texts goes, not just these copies
+            texts, ids = [e.text for e in self.find_examples(ids=ids) if e.text is not None] or None, None
+            if texts is None:
+                raise InvalidInputError("ids: these examples have no text to purge (learned as vectors)")
+        report = self._edit("remove", lambda: edit.Change("remove", remove=frozenset(_ids(self, ids, texts))))
+        if not purge:
+            return report
+        started = time.perf_counter()
+        gone = {e["text"] for e in report.changed["examples"] if e["text"] is not None}
+        purged = _purge(self, report.changed["removed"], gone, drop_snapshots)
+        return replace(report, purged=purged, seconds=round(report.seconds + time.perf_counter() - started, 4))
+
+    def relabel(
+        self: IntentLearner, ids: Sequence[str] | None = None, texts: Sequence[str] | None = None, *, to: str
+    ) -> EditReport:
+        """Give examples the label ``to`` (a known intent, or a new one: a split)."""
+        label = validation.labels([to], 1)[0]
+        return self._edit(
+            "relabel", lambda: edit.Change("relabel", relabel=dict.fromkeys(_ids(self, ids, texts), label))
+        )
+
+    def rename_intent(self: IntentLearner, old: str, new: str) -> EditReport:
+        """Rename intent ``old`` to ``new`` (a name not in use: onto a known one is a merge)."""
+        new = validation.labels([new], 1)[0]
+
+        def change() -> edit.Change:
+            _known_intent(self.state, old, "old")
+            if new in self.state.labels:
+                raise InvalidInputError(f"new: intent {new!r} exists; merging {old!r} into it is `merge_intents`")
+            return edit.Change("rename", relabel=dict.fromkeys(_of_intents(self, [old]), new), rename={old: new})
+
+        return self._edit("rename", change)
+
+    def merge_intents(self: IntentLearner, labels: Sequence[str], into: str) -> EditReport:
+        """Make intents ``labels`` one intent ``into`` (one of them, or a new name)."""
+        into = validation.labels([into], 1)[0]
+        listed = validation.texts(labels, "labels")
+        names = list(dict.fromkeys(validation.labels(listed, len(listed))))
+
+        def change() -> edit.Change:
+            if len(names) < 2:
+                raise InvalidInputError("labels: give at least two intents to merge")
+            for label in names:
+                _known_intent(self.state, label, "labels")
+            if into in self.state.labels and into not in names:
+                raise InvalidInputError(f"into: {into!r} is another intent; list it among the intents to merge")
+            moving = [y for y in names if y != into]
+            rename = {names[0]: into} if into not in names else {}
+            return edit.Change("merge", relabel=dict.fromkeys(_of_intents(self, moving), into), rename=rename)
+
+        return self._edit("merge", change)
+
+    def delete_intent(self: IntentLearner, label: str) -> EditReport:
+        """Retire intent ``label``: its examples, exemplars, held-out rows and column go."""
+
+        def change() -> edit.Change:
+            _known_intent(self.state, label, "label")
+            return edit.Change("delete", remove=frozenset(_of_intents(self, [label])))
+
+        return self._edit("delete", change)
+
+    def _edit(self: IntentLearner, action: str, change: Callable[[], edit.Change]) -> EditReport:
+        self.refresh()
+        if self.state.examples is None:
+            raise InvalidInputError(
+                f"{self.location} was made before agent-il kept every example, so its head cannot be edited "
+                "exactly; relearn its data into a new workspace"
+            )
+        start = time.perf_counter()
+        for attempt in self._tx.attempts():
+            with attempt:
+                old = self.state
+                spec = change()
+                before = {e.id: e for e in _all_examples(self)}
+                done = edit.apply(old, self._with_statistics(), spec, self._load)
+                snap = self._commit(done.state, done.strategy, done.added, snapshot=True, statistics=True)
+        names = {t.id: t.name for t in self.state.tasks}
+        removed = [before[i].to_dict() for i in sorted(spec.remove)]
+        return EditReport(
+            action=action,
+            changed={
+                "removed": sorted(spec.remove),
+                "examples": removed,
+                "relabelled": {
+                    i: {"id": done.copies[i], "from": before[i].label, "to": y} for i, y in spec.relabel.items()
+                },
+                "intents": _intent_changes(old, self.state),
+            },
+            examples_removed=sum(not e["held_out"] for e in removed),
+            examples_relabelled=sum(not before[i].held_out for i in spec.relabel),
+            classes_total=len(self.state.labels),
+            examples_total=len(self.state.live("examples")),
+            exact=self.strategy.exact_edits,
+            seconds=round(time.perf_counter() - start, 4),
+            holdout_accuracy=[{"task": t, "name": names.get(t, str(t)), **a} for t, a in done.accuracy.items()],
+            calibration=done.checks["calibration"],
+            snapshot=snap.name if snap else None,
+        )
+
+
+def _known_intent(state: WorkspaceState, label: Any, what: str) -> str:
+    if not isinstance(label, str) or label not in state.labels:
+        raise InvalidInputError(f"{what}: no intent named {label!r}")
+    return label
+
+
+def _matches(e: Example, intent: str | None, task: str | None, search: str | None) -> bool:
+    return (
+        (intent is None or e.label == intent)
+        and (task is None or task in (e.task, str(e.task_id)))
+        and (search is None or (e.text is not None and search.casefold() in e.text.casefold()))
+    )
+
+
+def _all_examples(learner: IntentLearner) -> list[Example]:
+    state = learner.state
+    out = []
+    for store, held in (("examples", False), ("holdout", True)):
+        recs = learner.stores[store].load(state.live(store))
+        for i, text, m in zip(recs.ids, recs.texts, recs.metadatas):
+            out.append(
+                Example(
+                    id=i,
+                    text=text,
+                    label=str(m["label"]),
+                    task=str(m["task"]),
+                    task_id=int(m["task_id"]),
+                    time=float(m["time"]),
+                    source=str(m.get("source", "texts")),
+                    weight=0.0 if held else float(m.get("weight", 0.0)),
+                    held_out=held,
+                )
+            )
+    return sorted(out, key=lambda e: (e.task_id, e.held_out))
+
+
+def _ids(learner: IntentLearner, ids: Sequence[str] | None, texts: Sequence[str] | None) -> list[str]:
+    return [e.id for e in learner.find_examples(ids=ids, texts=texts)]
+
+
+def _of_intents(learner: IntentLearner, labels: list[str]) -> list[str]:
+    return [e.id for e in _all_examples(learner) if e.label in labels]
+
+
+def _intent_changes(old: WorkspaceState, new: WorkspaceState) -> dict[str, list[str]]:
+    return {
+        "added": [y for y in new.labels if y not in old.labels],
+        "gone": [y for y in old.labels if y not in new.labels],
+    }
+
+
+def _purge(learner: IntentLearner, ids: list[str], texts: set[str], drop_snapshots: bool) -> dict[str, int]:
+    """Erase ``ids`` and every record with one of ``texts`` from every place the workspace holds them."""
+    found: dict[str, int] = {}
+    with learner._tx.turn():
+        targets = {
+            store: set(learner.stores[store].with_texts(texts)) | (set(ids) & learner.stores[store].all_ids())
+            for store in STORES
+        }
+        everything = set().union(*targets.values())
+        for name in learner.snapshots.names():
+            saved = WorkspaceState.from_json(learner.snapshots._manifest(name)["state"], f"snapshot {name!r}")
+            if not any(everything & set(saved.live(store)) for store in STORES):
+                continue
+            if drop_snapshots or not learner.strategy.exact_edits or saved.examples is None:
+                learner.snapshots.delete(name)
+                found["snapshots deleted"] = found.get("snapshots deleted", 0) + 1
+                continue
+            _drop_ids(saved, everything)
+            saved.weights = saved.weights_sha256 = None  # their weights learned the erased rows: derived again
+            learner.snapshots.rewrite(name, saved.to_json())
+            found["snapshots rewritten"] = found.get("snapshots rewritten", 0) + 1
+        for store in STORES:
+            learner.stores[store].delete(targets[store])
+            found[store] = len(targets[store])
+        inbox = learner.inbox.store.with_texts(texts)
+        learner.inbox.store.delete(inbox)
+        found["inbox"] = len(inbox)
+        path = learner.workspace.cache_path(learner.encoder.model_id)
+        if path is not None and path.exists():
+            if learner._cache is None:
+                learner._cache = EmbeddingCache(path, learner.encoder.dim)
+            found["embedding cache"] = learner._cache.forget(sorted(texts))
+        found.update(learner.workspace.vacuum(sorted(everything | set(inbox))))
+    return found
+
+
+def _drop_ids(state: WorkspaceState, ids: set[str]) -> None:
+    state.exemplars = {y: [i for i in v if i not in ids] for y, v in state.exemplars.items()}
+    state.holdout = {t: [i for i in v if i not in ids] for t, v in state.holdout.items()}
+    if state.examples is not None:
+        state.examples = {
+            t: {y: [i for i in v if i not in ids] for y, v in by.items()} for t, by in state.examples.items()
+        }
