@@ -5,31 +5,91 @@ learn (automatic snapshot, commit or nothing, rollback undoes it) computed by
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
-from agent_il import validation
+from agent_il import strategies, validation
 from agent_il.encoding.cache import EmbeddingCache
+from agent_il.encoding.encoder import Encoder
 from agent_il.engine import edit
+from agent_il.engine.metrics import AccuracyMatrix
 from agent_il.engine.step import correct
-from agent_il.errors import InvalidInputError
+from agent_il.errors import InvalidInputError, WorkspaceError
+from agent_il.inbox.inbox import Inbox
+from agent_il.memory.records import Records
+from agent_il.memory.store import RecordStore
+from agent_il.ood import diagnostics
 from agent_il.results import EditReport, Example, IntentInfo
 from agent_il.state import STORES, WorkspaceState
-
-if TYPE_CHECKING:
-    from agent_il.learner import IntentLearner
+from agent_il.storage.base import Workspace
+from agent_il.storage.history import History
+from agent_il.storage.snapshots import SnapshotInfo
+from agent_il.storage.transaction import Transactions
+from agent_il.strategies.base import Strategy
 
 
 class Editing:
-    """Reading and editing the stored examples (the source of truth the head is derived from)."""
+    """Reading, checking and editing what the learner knows: the stored examples, the source of
+    truth the head is derived from (and deriving it: the statistics a fit needs, the head of a
+    state being restored), the intents, their confusions. The learner provides the attributes
+    below."""
+
+    state: WorkspaceState
+    strategy: Strategy
+    stores: dict[str, RecordStore]
+    snapshots: History
+    inbox: Inbox
+    workspace: Workspace
+    encoder: Encoder
+    location: str
+    _tx: Transactions
+    _cache: EmbeddingCache | None
+    refresh: Callable[[], bool]
+    _commit: Callable[..., SnapshotInfo | None]
+
+    def _with_statistics(self) -> Strategy:
+        """The head with what a fit or an edit needs loaded (read once per generation; derived
+        again from the stored examples if the blob is lost)."""
+        if not self.strategy.has_statistics:
+            try:
+                self.strategy.load_statistics(self.workspace.read_statistics(self.state.to_json()))
+            except WorkspaceError:
+                if self.state.examples is None:
+                    raise
+                fresh = strategies.make(self.state.config.strategy, self.state.config.strategy_config)
+                edit.derive(fresh, WorkspaceState.new(self.state.config), self.state, self._load)
+                self.strategy.load_statistics(fresh.statistics())
+        return self.strategy
+
+    def _load(self, store: str, ids: list[str]) -> Records:
+        return self.stores[store].load(ids)
+
+    def _restored_head(self, state: WorkspaceState, tensors: dict[str, torch.Tensor]) -> Strategy:
+        """The head of a snapshot's ``state``: its saved weights, with statistics derived from
+        the newest ones and the examples (solved again too where an erasure dropped the weights)."""
+        strategy = strategies.make(state.config.strategy, state.config.strategy_config)
+        if tensors:
+            strategy.load_tensors(tensors)
+        if not state.labels:
+            return strategy
+        if strategy.exact_edits and state.examples is not None and self.state.examples is not None:
+            head = copy.deepcopy(self._with_statistics())
+            edit.derive(head, self.state, state, self._load)
+            if not tensors:
+                return head
+            strategy.load_statistics(head.statistics())
+        elif not tensors and state.labels:
+            raise WorkspaceError("this snapshot has no weights to restore")
+        return strategy
 
     # ----------------------------------------------------------------- reading
     def examples(
-        self: IntentLearner,
+        self,
         intent: str | None = None,
         task: str | None = None,
         search: str | None = None,
@@ -45,9 +105,7 @@ class Editing:
         found = [e for e in _all_examples(self) if _matches(e, intent, task, search)]
         return found[:limit] if limit is not None else found
 
-    def find_examples(
-        self: IntentLearner, ids: Sequence[str] | None = None, texts: Sequence[str] | None = None
-    ) -> list[Example]:
+    def find_examples(self, ids: Sequence[str] | None = None, texts: Sequence[str] | None = None) -> list[Example]:
         """The examples ``ids`` name, or whose text is one of ``texts``: what an edit would change."""
         if (ids is None) == (texts is None):
             raise InvalidInputError("give either ids or texts")
@@ -67,7 +125,7 @@ class Editing:
             raise InvalidInputError(f"texts: no example has the text {sorted(missing)[0]!r}")
         return found
 
-    def intents(self: IntentLearner) -> list[IntentInfo]:
+    def intents(self) -> list[IntentInfo]:
         """Every intent: its examples, exemplars, held-out examples, learns and held-out accuracy."""
         self.refresh()
         every = _all_examples(self)
@@ -94,9 +152,20 @@ class Editing:
             )
         return out
 
+    def accuracy_matrix(self) -> AccuracyMatrix:
+        """Held-out accuracy of every task after every learn (tasks learned with ``holdout``)."""
+        return AccuracyMatrix.from_state(self.state.evaluation)
+
+    def confusions(self, top: int = 10) -> list[dict[str, Any]]:
+        """The most confused pairs of intents, with the rate, the examples and the prototype similarity."""
+        validation.positive_int(top, "top")
+        self.refresh()
+        recs = self.snapshots.records(self.state)
+        return diagnostics.confusions(self.state, self._with_statistics(), recs["exemplars"], recs["holdout"], top)
+
     # ----------------------------------------------------------------- editing
     def remove_examples(
-        self: IntentLearner,
+        self,
         ids: Sequence[str] | None = None,
         texts: Sequence[str] | None = None,
         purge: bool = False,
@@ -120,16 +189,14 @@ class Editing:
         purged = _purge(self, report.changed["removed"], gone, drop_snapshots)
         return replace(report, purged=purged, seconds=round(report.seconds + time.perf_counter() - started, 4))
 
-    def relabel(
-        self: IntentLearner, ids: Sequence[str] | None = None, texts: Sequence[str] | None = None, *, to: str
-    ) -> EditReport:
+    def relabel(self, ids: Sequence[str] | None = None, texts: Sequence[str] | None = None, *, to: str) -> EditReport:
         """Give examples the label ``to`` (a known intent, or a new one: a split)."""
         label = validation.labels([to], 1)[0]
         return self._edit(
             "relabel", lambda: edit.Change("relabel", relabel=dict.fromkeys(_ids(self, ids, texts), label))
         )
 
-    def rename_intent(self: IntentLearner, old: str, new: str) -> EditReport:
+    def rename_intent(self, old: str, new: str) -> EditReport:
         """Rename intent ``old`` to ``new`` (a name not in use: onto a known one is a merge)."""
         new = validation.labels([new], 1)[0]
 
@@ -141,7 +208,7 @@ class Editing:
 
         return self._edit("rename", change)
 
-    def merge_intents(self: IntentLearner, labels: Sequence[str], into: str) -> EditReport:
+    def merge_intents(self, labels: Sequence[str], into: str) -> EditReport:
         """Make intents ``labels`` one intent ``into`` (one of them, or a new name)."""
         into = validation.labels([into], 1)[0]
         listed = validation.texts(labels, "labels")
@@ -160,7 +227,7 @@ class Editing:
 
         return self._edit("merge", change)
 
-    def delete_intent(self: IntentLearner, label: str) -> EditReport:
+    def delete_intent(self, label: str) -> EditReport:
         """Retire intent ``label``: its examples, exemplars, held-out rows and column go."""
 
         def change() -> edit.Change:
@@ -169,7 +236,7 @@ class Editing:
 
         return self._edit("delete", change)
 
-    def _edit(self: IntentLearner, action: str, change: Callable[[], edit.Change]) -> EditReport:
+    def _edit(self, action: str, change: Callable[[], edit.Change]) -> EditReport:
         self.refresh()
         if self.state.examples is None:
             raise InvalidInputError(
@@ -222,7 +289,7 @@ def _matches(e: Example, intent: str | None, task: str | None, search: str | Non
     )
 
 
-def _all_examples(learner: IntentLearner) -> list[Example]:
+def _all_examples(learner: Editing) -> list[Example]:
     state = learner.state
     out = []
     for store, held in (("examples", False), ("holdout", True)):
@@ -244,11 +311,11 @@ def _all_examples(learner: IntentLearner) -> list[Example]:
     return sorted(out, key=lambda e: (e.task_id, e.held_out))
 
 
-def _ids(learner: IntentLearner, ids: Sequence[str] | None, texts: Sequence[str] | None) -> list[str]:
+def _ids(learner: Editing, ids: Sequence[str] | None, texts: Sequence[str] | None) -> list[str]:
     return [e.id for e in learner.find_examples(ids=ids, texts=texts)]
 
 
-def _of_intents(learner: IntentLearner, labels: list[str]) -> list[str]:
+def _of_intents(learner: Editing, labels: list[str]) -> list[str]:
     return [e.id for e in _all_examples(learner) if e.label in labels]
 
 
@@ -259,7 +326,7 @@ def _intent_changes(old: WorkspaceState, new: WorkspaceState) -> dict[str, list[
     }
 
 
-def _purge(learner: IntentLearner, ids: list[str], texts: set[str], drop_snapshots: bool) -> dict[str, int]:
+def _purge(learner: Editing, ids: list[str], texts: set[str], drop_snapshots: bool) -> dict[str, int]:
     """Erase ``ids`` and every record with one of ``texts`` from every place the workspace holds them."""
     found: dict[str, int] = {}
     with learner._tx.turn():

@@ -4,7 +4,6 @@ learn step (:mod:`agent_il.engine`), rejection (:mod:`agent_il.ood`), inbox, his
 
 from __future__ import annotations
 
-import copy
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -19,14 +18,13 @@ from agent_il.config import WorkspaceConfig
 from agent_il.editing import Editing
 from agent_il.encoding.cache import EmbeddingCache
 from agent_il.encoding.encoder import Encoder, normalise_model_id
-from agent_il.engine import edit, step
 from agent_il.engine import predict as predicting
-from agent_il.engine.metrics import AccuracyMatrix, FileEvaluation
+from agent_il.engine import step
+from agent_il.engine.metrics import FileEvaluation
 from agent_il.errors import InvalidInputError, ModelMismatchError, WorkspaceError
 from agent_il.inbox.inbox import Inbox
 from agent_il.memory.records import Records
 from agent_il.memory.store import RecordStore
-from agent_il.ood import diagnostics
 from agent_il.ood.calibration import Calibrator
 from agent_il.ood.evidence import Exemplars
 from agent_il.results import LearnReport, Prediction, Task
@@ -174,10 +172,6 @@ class IntentLearner(Editing):
     def exemplar_counts(self) -> dict[str, int]:
         return {label: len(ids) for label, ids in self.state.exemplars.items()}
 
-    def accuracy_matrix(self) -> AccuracyMatrix:
-        """Held-out accuracy of every task after every learn (tasks learned with ``holdout``)."""
-        return AccuracyMatrix.from_state(self.state.evaluation)
-
     def status(self) -> dict[str, Any]:
         self.refresh()
         return {
@@ -267,23 +261,6 @@ class IntentLearner(Editing):
             tensors, stats = {**tensors, **stats}, None
         return self._tx.commit(state, tensors, added, lambda s: self._adopt(s, strategy), snapshot, stats)
 
-    def _with_statistics(self) -> Strategy:
-        """The head with what a fit or an edit needs loaded (read once per generation; derived
-        again from the stored examples if the blob is lost)."""
-        if not self.strategy.has_statistics:
-            try:
-                self.strategy.load_statistics(self.workspace.read_statistics(self.state.to_json()))
-            except WorkspaceError:
-                if self.state.examples is None:
-                    raise
-                fresh = strategies.make(self.state.config.strategy, self.state.config.strategy_config)
-                edit.derive(fresh, WorkspaceState.new(self.state.config), self.state, self._load)
-                self.strategy.load_statistics(fresh.statistics())
-        return self.strategy
-
-    def _load(self, store: str, ids: list[str]) -> Records:
-        return self.stores[store].load(ids)
-
     def learn_inbox(self, key: str, label: str, **discover_args: Any) -> LearnReport:
         """Learn the inbox cluster ``key`` (as ``inbox.discover`` shows it now) as intent ``label``
         through the normal learn path, then take its items out of the inbox."""
@@ -315,24 +292,6 @@ class IntentLearner(Editing):
                 strategy = self._restored_head(plan.state, plan.tensors)
                 self._commit(plan.state, strategy, plan.missing, snapshot=plan.save_present, statistics=True)
         return plan.info
-
-    def _restored_head(self, state: WorkspaceState, tensors: dict[str, torch.Tensor]) -> Strategy:
-        """The head of a snapshot's ``state``: its saved weights, with statistics derived from
-        the newest ones and the examples (solved again too where an erasure dropped the weights)."""
-        strategy = strategies.make(state.config.strategy, state.config.strategy_config)
-        if tensors:
-            strategy.load_tensors(tensors)
-        if not state.labels:
-            return strategy
-        if strategy.exact_edits and state.examples is not None and self.state.examples is not None:
-            head = copy.deepcopy(self._with_statistics())
-            edit.derive(head, self.state, state, self._load)
-            if not tensors:
-                return head
-            strategy.load_statistics(head.statistics())
-        elif not tensors and state.labels:
-            raise WorkspaceError("this snapshot has no weights to restore")
-        return strategy
 
     def rollback(self) -> SnapshotInfo:
         """Undo the last learn (or restore): restore the newest automatic snapshot and drop it."""
@@ -408,13 +367,6 @@ class IntentLearner(Editing):
             with attempt:
                 self._commit(self.calibrator.adjusted(self.state, keep, threshold, fit), self.strategy, {})
         return {k: v for k, v in (self.state.rejection_json() or {}).items() if k not in ("quantiles", "norm")}
-
-    def confusions(self, top: int = 10) -> list[dict[str, Any]]:
-        """The most confused pairs of intents, with the rate, the examples and the prototype similarity."""
-        validation.positive_int(top, "top")
-        self.refresh()
-        recs = self.snapshots.records(self.state)
-        return diagnostics.confusions(self.state, self._with_statistics(), recs["exemplars"], recs["holdout"], top)
 
     # ----------------------------------------------------------------- evaluating
     def evaluate(self, texts: Sequence[str], labels: Sequence[str]) -> FileEvaluation:

@@ -53,7 +53,7 @@ def assert_same_answers(a: IntentLearner, b: IntentLearner, x: np.ndarray) -> No
 
 
 def test_delete_intent_is_exact(tmp_path, encoder, data):
-    learns, test_texts, test_labels, test_x = data
+    learns, _test_texts, test_labels, test_x = data
     gone = learns[1][1][0]  # an intent of the second learn
     a = learn_all(tmp_path / "a", encoder, learns, holdout=0.2)
     b = learn_all(tmp_path / "b", encoder, learns, keep=lambda t, y: y != gone, holdout=0.2)
@@ -102,7 +102,7 @@ def test_rename_and_relabel_are_exact(tmp_path, encoder, data):
 
 
 def test_merge_gives_one_intent_and_bad_input_changes_nothing(tmp_path, encoder, data):
-    learns, _, _, test_x = data
+    learns, _, _, _test_x = data
     a = learn_all(tmp_path / "a", encoder, learns[:1])
     x, y = learns[0][1][0], learns[0][1][-1]
     state = (a.path / "state.json").read_bytes()
@@ -128,7 +128,7 @@ def test_merge_gives_one_intent_and_bad_input_changes_nothing(tmp_path, encoder,
 
 
 def test_purge_leaves_no_byte_of_the_text(tmp_path, encoder, data):
-    learns, _, _, test_x = data
+    learns, _, _, _test_x = data
     a = learn_all(tmp_path / "a", encoder, learns[:2], holdout=0.2)
     a.snapshot("before")
     secret = learns[0][0][3]

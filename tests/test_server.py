@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from agent_il import IntentLearner, InvalidInputError, WorkspaceError
@@ -122,6 +123,48 @@ def test_concurrent_learners_lose_nothing(chroma_url, server_name, clinc, encode
     learner.close()
 
 
+def test_edits_over_a_server_match_embedded_and_race_with_learners(chroma_url, server_name, clinc, encoder, tmp_path):
+    """The same edits on a server and embedded give the same head; edits made while two other
+    processes learn lose nothing (a writer that loses the race recomputes on the winner's state)."""
+    where = {"chroma_url": chroma_url, "name": server_name}
+    classes = clinc.tasks[0][:4]
+    x, labels, texts = vectors(clinc, encoder, classes, per_class=30)
+    server = IntentLearner.open(**where, encoder=encoder)
+    local = IntentLearner.open(tmp_path / "kb", encoder=encoder)
+    moved = [t for t, y in zip(texts, labels) if y == classes[1]][:5]
+    for learner in (server, local):
+        learner.learn_vectors(x, labels, task="base", texts=texts)
+        learner.delete_intent(classes[0])
+        learner.relabel(texts=moved, to=classes[2])
+    qx, _, _ = vectors(clinc, encoder, classes, split="test", per_class=10)
+    reader = IntentLearner.open(**where, encoder=encoder)  # a reader downloads the lean generation only
+    assert reader.labels == local.labels and reader.strategy.gram is None
+    q = torch.from_numpy(qx)
+    assert float((reader.strategy.raw_scores(q) - local.strategy.raw_scores(q)).abs().max()) < 1e-4
+
+    specs = []
+    for i in range(2):
+        gx, gl, gt = vectors(clinc, encoder, clinc.tasks[1 + i][:3], per_class=30)
+        specs.append({"where": where, "op": "learn", "data": save(tmp_path / f"g{i}.npz", gx, gl, gt), "task": f"w{i}"})
+    go = time.time() + 8
+    procs = [start({**spec, "start_at": go}) for spec in specs]
+    time.sleep(max(0.0, go - time.time()))
+    server.rename_intent(classes[3], "renamed")
+    server.relabel(texts=moved[:2], to="renamed")
+    for proc in procs:
+        out, _ = proc.communicate(timeout=300)
+        assert proc.returncode == 0 and out.strip() == "done"
+    again = IntentLearner.open(**where, encoder=encoder)
+    learned = [c for i in range(2) for c in clinc.tasks[1 + i][:3]]
+    assert sorted(again.labels) == sorted([classes[1], classes[2], "renamed", *learned])
+    by_text = {e.text: e.label for e in again.examples()}
+    assert [by_text[t] for t in moved] == ["renamed"] * 2 + [classes[2]] * 3
+    assert sorted(t.name for t in again.tasks) == ["base", "w0", "w1"]
+    assert again.doctor().ok
+    for learner in (server, local, reader, again):
+        learner.close()
+
+
 def test_tampered_blob_on_the_server_is_refused(chroma_url, server_name, encoder):
     where = {"chroma_url": chroma_url, "name": server_name}
     learner = IntentLearner.open(**where, encoder=encoder)
@@ -129,7 +172,7 @@ def test_tampered_blob_on_the_server_is_refused(chroma_url, server_name, encoder
     learner.snapshot("saved")
     meta = learner.workspace.client.get_collection(f"{server_name}.meta")
     got = meta.get(where={"kind": "part"}, include=["metadatas"])
-    (row,) = [(i, m) for i, m in zip(got["ids"], got["metadatas"]) if m["key"].startswith("snapshots/saved-")][:1]
+    (row,) = [(i, m) for i, m in zip(got["ids"], got["metadatas"]) if m["key"] == "snapshots/saved.json"][:1]
     flipped = row[1]["data"][:-8] + ("A" * 8 if not row[1]["data"].endswith("A" * 8) else "B" * 8)
     meta.update(ids=[row[0]], metadatas=[{**row[1], "data": flipped}])
     before = learner.state.to_json()

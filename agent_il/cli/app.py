@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from typer.core import TyperGroup
 
-from agent_il.cli.commands import bench, knowledge, learning, plugins, snapshots, workspace
+from agent_il.cli.commands import bench, editing, knowledge, learning, plugins, snapshots, workspace
 from agent_il.cli.context import Where
 
 # The order `agent-il --help` lists the commands in, whichever module registers them.
@@ -29,6 +29,7 @@ ORDER = (
     "plugins",
     "serve",
     "intents",
+    "examples",
     "inbox",
 )
 
@@ -86,7 +87,7 @@ def root(
     ctx.obj = Where(chroma_url, workspace_name, tenant, database, wait)
 
 
-for module in (workspace, learning, snapshots, knowledge, bench, plugins):
+for module in (workspace, learning, snapshots, knowledge, editing, bench, plugins):
     module.register(app)
 
 

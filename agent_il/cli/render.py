@@ -83,17 +83,23 @@ def learn_report(r: LearnReport) -> None:
     if r.updated_classes:
         out.print(f"  updated: {', '.join(r.updated_classes)}")
     out.print(f"Workspace: {r.classes_total} classes, {r.exemplars_total} exemplars in memory.")
-    if r.holdout_accuracy:
-        table = Table(title="Held-out accuracy (%), before -> after this learn", title_justify="left")
-        for col in ("task", "before", "after", "change"):
-            table.add_column(col, justify="left" if col == "task" else "right")
-        for a in r.holdout_accuracy:
-            change = "" if a["before"] is None else f"{a['after'] - a['before']:+.1f}"
-            table.add_row(f"{a['task']} {a['name']}", _pct(a["before"]), _pct(a["after"]), change)
-        out.print(table)
+    forgetting_table(r.holdout_accuracy, "learn")
     if r.snapshot:
         out.print(f"Snapshot of the state before: {r.snapshot} (agent-il rollback undoes this learn).")
     learn_warnings(r)
+
+
+def forgetting_table(rows: list[dict[str, Any]], what: str) -> None:
+    """The forgetting check of a learn or an edit: each task's held-out accuracy before -> after."""
+    if not rows:
+        return
+    table = Table(title=f"Held-out accuracy (%), before -> after this {what}", title_justify="left")
+    for col in ("task", "before", "after", "change"):
+        table.add_column(col, justify="left" if col == "task" else "right")
+    for a in rows:
+        change = "" if a["before"] is None or a["after"] is None else f"{a['after'] - a['before']:+.1f}"
+        table.add_row(f"{a['task']} {a['name']}", _pct(a["before"]), _pct(a["after"]), change)
+    out.print(table)
 
 
 def learn_warnings(r: LearnReport) -> None:

@@ -54,6 +54,7 @@ def diagnose(
             found.problems.append(f"head: {exc}")
         found.checked["classes"] = len(state.labels)
 
+        kept = history.named()  # records a snapshot names stay
         for store in STORES:
             live = state.live(store)
             found.checked[store] = len(live)
@@ -70,7 +71,10 @@ def diagnose(
                     wrong = [i for i in ids if row[i] != label]
                     if wrong:
                         found.problems.append(f"exemplars: {len(wrong)} records listed under {label!r} say otherwise")
-            found.cleaned[f"orphan {store} records"] = stores[store].prune(live, min_age=orphan_age)
+            lost = kept[store] - set(live) - stores[store].existing(sorted(kept[store] - set(live)))
+            if lost:
+                found.problems.append(f"{store}: {len(lost)} records that snapshots name are missing")
+            found.cleaned[f"orphan {store} records"] = stores[store].prune(kept[store] | set(live), min_age=orphan_age)
 
         tasks = {str(t.id) for t in state.tasks}
         for key in state.holdout:

@@ -21,7 +21,8 @@ from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 from torch import Tensor
 
-from agent_il.strategies.base import Strategy
+from agent_il.strategies.base import Revision, Strategy
+from agent_il.strategies.ridge import balance_weight
 
 Factory = Callable[[], Strategy]
 Check = Callable[[Factory], None]
@@ -158,9 +159,14 @@ def check_inputs_not_mutated(factory: Factory) -> None:
 
 
 def _fresh_from_tensors(factory: Factory, strategy: Strategy) -> Strategy:
+    """A copy through safetensors bytes, as a reopened workspace's head: tensors(), then the
+    statistics the next fit needs (a workspace keeps them apart, for its newest generation)."""
     data = save_safetensors({k: v.contiguous() for k, v in strategy.tensors().items()})
     fresh = factory()
     fresh.load_tensors(load_safetensors(data))
+    if not fresh.has_statistics:
+        fresh.load_statistics(load_safetensors(save_safetensors(strategy.statistics())))
+    _require(fresh.has_statistics, "has_statistics is False after load_statistics(statistics())")
     return fresh
 
 
@@ -245,6 +251,34 @@ def check_leave_one_out(factory: Factory) -> None:
         _require(diff <= 1e-3 * scale, f"leave-one-out scores of learn {k} row {j} differ from a refit by {diff:.2e}")
 
 
+def check_revise(factory: Factory) -> None:
+    """revise() retiring a class: the head follows the column map; with ``exact_edits`` it equals
+    the head fitted on the same learns without that class's rows."""
+    learns = _one_per_class_learns()
+    strategy = factory()
+    _fit_learns(strategy, learns)
+    gone = [(x[y == 2], y[y == 2]) for x, y in learns]
+    kept = [(x[y != 2], y[y != 2]) for x, y in learns]
+    w = torch.full((len(learns),), balance_weight(1), dtype=torch.float64)
+    x_gone = torch.cat([x for x, _ in gone])
+    recent = (kept[-1][0], kept[-1][1], torch.full((len(kept[-1][1]),), balance_weight(1), dtype=torch.float64))
+    change = Revision(
+        x_gone, torch.full((len(learns),), 2), w, torch.full((len(learns),), -1), torch.zeros_like(w), recent
+    )
+    strategy.revise([0, 1], change, (torch.cat([x for x, _ in kept]), torch.cat([y for _, y in kept])))
+    _require(strategy.n_classes == 2, f"after retiring a class n_classes is {strategy.n_classes}, not 2")
+    x = torch.cat([x for x, _ in kept])
+    scores = strategy.raw_scores(x)
+    _require(bool(torch.isfinite(scores).all()), "scores after revise() are not all finite")
+    if strategy.exact_edits:
+        refit = factory()
+        for xs, ys in kept:
+            refit.fit(xs, ys, 2, None)
+        diff = float((scores.double() - refit.raw_scores(x).double()).abs().max())
+        _require(diff <= SCORE_TOLERANCE, f"an exact revise() differs from a refit without the rows by {diff:.2e}")
+        _require(abs(strategy.temperature - refit.temperature) < 1e-9, "an exact revise() refits another temperature")
+
+
 CHECKS: tuple[Check, ...] = (
     check_fresh_instance,
     check_config_round_trip,
@@ -253,6 +287,7 @@ CHECKS: tuple[Check, ...] = (
     check_tensors_round_trip,
     check_deepcopy_isolates,
     check_leave_one_out,
+    check_revise,
 )
 
 

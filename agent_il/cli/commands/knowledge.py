@@ -1,6 +1,7 @@
 """``agent-il calibrate``, ``intents confusions``, ``inbox list|learn|clear`` and ``discover``: what
 the agent knows it does not know. Parse, call the learner, print; the logic is in agent_il.ood
-and agent_il.inbox."""
+and agent_il.inbox. ``intents confusions`` joins the ``intents`` group agent_il.cli.commands.editing
+makes."""
 
 from __future__ import annotations
 
@@ -27,9 +28,6 @@ from agent_il.cli.context import (
 def register(app: typer.Typer) -> None:
     app.command()(calibrate)
     app.command()(discover)
-    intents = typer.Typer(help="Inspect the intents a workspace knows.", no_args_is_help=True)
-    intents.command("confusions")(intents_confusions)
-    app.add_typer(intents, name="intents")
     inbox = typer.Typer(help="Inputs rejected as unknown, waiting to become new intents.", no_args_is_help=True)
     inbox.command("list")(inbox_list)
     inbox.command("learn")(inbox_learn)

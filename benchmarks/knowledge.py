@@ -1,0 +1,211 @@
+"""Sizes and times of the editable knowledge base (issue 15), at 150 CLINC150 intents (15,000
+examples, learned in tasks of 10 with --holdout 0.2, as perf.py's learn section builds them),
+every figure next to a baseline measured in the same run.
+
+    python benchmarks/knowledge.py              # the issue's sizes
+    python benchmarks/knowledge.py --quick      # 30 intents: a smoke run
+
+Figures (benchmarks/results/knowledge/knowledge.json, growth in knowledge_growth.png):
+
+- bytes per generation: the state and the weights blob a commit writes and keeps, against the
+  one blob a generation held before (head, Gram matrix, cross products and random features, as
+  encoded in this run from the same head); the one Gram blob kept for the newest generation.
+- a 20-example learn of a new intent (BANKING77 texts, encoded for real): wall, its parts, and
+  the Gram write (encoding and writing the statistics blob, timed apart the same way).
+- ``intents delete`` and a 10-example relabel, snapshot create, rollback to a snapshot five
+  learns back: wall, medians of ``--repeats``.
+- growth: learn and edit time at 30, 60, ..., 150 intents, against linear from the first point.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from perf import build_clinc_workspace, cached_encoder, forget, load_sets, machine, median  # noqa: E402
+
+OUT = Path(__file__).resolve().parent / "results" / "knowledge"
+
+
+def new_intents(sets: dict[str, Any], n: int) -> list[tuple[str, list[str]]]:
+    by_label: dict[str, list[str]] = {}
+    for t, y in zip(sets["banking"].texts, sets["banking"].labels):
+        by_label.setdefault(y, []).append(t)
+    return [(f"banking:{y}", by_label[y][:20]) for y in sorted(by_label)[:n]]
+
+
+def generation_bytes(learner: Any) -> dict[str, Any]:
+    from agent_il.storage.base import encode_tensors
+
+    ws, strategy = learner.path, learner.strategy
+    state = (ws / "state.json").stat().st_size
+    weights = (ws / learner.state.weights).stat().st_size
+    stats = (ws / learner.state.statistics).stat().st_size
+    strategy = learner._with_statistics()
+    before = encode_tensors(
+        {**strategy.tensors(), **strategy.statistics(), "projection": strategy.projection, "bias": strategy.bias}
+    )
+    return {
+        "goal": "<= 2 MB per generation at 150 intents",
+        "state_json": state,
+        "weights_blob": weights,
+        "per_generation": state + weights,
+        "statistics_blob_kept_once": stats,
+        "baseline_one_blob_per_generation_as_before": len(before) + state,
+        "snapshot_manifest_bytes": sorted(p.stat().st_size for p in (ws / "snapshots").glob("*.json"))[-1],
+    }
+
+
+def timed(fn: Any) -> tuple[float, Any]:
+    t = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - t, out
+
+
+def learn_runs(learner: Any, intents: list[tuple[str, list[str]]]) -> dict[str, Any]:
+    from agent_il.storage.base import encode_tensors
+
+    walls, parts, grams, bare = [], [], [], []
+    model = learner.encoder.model
+    for n, (label, texts) in enumerate(intents):
+        forget(learner)
+        t = time.perf_counter()
+        model.encode(texts, batch_size=64, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
+        bare.append(time.perf_counter() - t)
+        forget(learner)
+        wall, report = timed(lambda: learner.learn(texts, [label] * len(texts), task=f"new-{label}"))
+        stats = learner._with_statistics().statistics()
+        g, _ = timed(lambda: learner.workspace.blobs.put("statistics/99999999-bench.safetensors", encode_tensors(stats)))
+        learner.workspace.blobs.delete("statistics/99999999-bench.safetensors")
+        if n == 0:
+            continue  # warm-up
+        walls.append(wall)
+        parts.append(report.timings)
+        grams.append(g)
+    return {
+        "goal": "<= 0.3 s wall, of which the Gram write is a stated part",
+        "median_wall_s": round(median(walls), 4),
+        "median_parts_s": {k: round(median([p[k] for p in parts]), 4) for k in parts[0]},
+        "median_gram_write_s": round(median(grams), 4),
+        "bare_encode_20_median_s": round(median(bare), 4),
+        "runs": len(walls),
+    }
+
+
+def edit_runs(learner: Any, repeats: int) -> dict[str, Any]:
+    labels = [y for y in learner.labels if not y.startswith("banking:")]
+    deletes, relabels, snaps = [], [], []
+    for i in range(repeats):
+        wall, _ = timed(lambda: learner.delete_intent(labels[i]))
+        deletes.append(wall)
+        a, b = labels[repeats + 2 * i], labels[repeats + 2 * i + 1]
+        ids = [e.id for e in learner.examples(intent=a) if not e.held_out][:10]
+        wall, _ = timed(lambda: learner.relabel(ids=ids, to=b))
+        relabels.append(wall)
+        wall, info = timed(lambda: learner.snapshot(f"bench-{i}"))
+        snaps.append(wall)
+        learner.delete_snapshot(info.name)
+    return {
+        "intents_delete": {"goal": "<= 1 s", "median_s": round(median(deletes), 4), "runs": deletes},
+        "relabel_10": {"goal": "<= 1 s", "median_s": round(median(relabels), 4), "runs": relabels},
+        "snapshot_create": {"goal": "<= 0.2 s", "median_s": round(median(snaps), 4), "runs": snaps},
+    }
+
+
+def rollback_five(learner: Any, intents: list[tuple[str, list[str]]]) -> dict[str, Any]:
+    learner.snapshot("five-back")
+    labels = list(learner.labels)
+    for label, texts in intents[:5]:
+        learner.learn(texts, [label + "-again"] * len(texts), task="five")
+    wall, _ = timed(lambda: learner.restore("five-back"))
+    assert learner.labels == labels
+    return {"goal": "<= 5 s", "restore_five_learns_back_s": round(wall, 4)}
+
+
+def growth(sets: dict[str, Any], enc: Any, cache: Any, sizes: list[int], repeats: int) -> list[dict[str, Any]]:
+    """One workspace per size, built the same way; learn and edit times measured at each."""
+    from agent_il import IntentLearner
+
+    points = []
+    for classes in sizes:
+        with tempfile.TemporaryDirectory() as tmp:
+            learner = build_clinc_workspace(Path(tmp) / "kb", sets, enc, cache, classes)
+            learner.close()
+            learner = IntentLearner.open(Path(tmp) / "kb", encoder=enc)
+            intents = new_intents(sets, repeats + 1)
+            learned = learn_runs(learner, intents)
+            edits = edit_runs(learner, repeats)
+            points.append(
+                {
+                    "classes": classes,
+                    "examples": len(learner.state.live("examples")) + len(learner.state.live("holdout")),
+                    "learn_20_s": learned["median_wall_s"],
+                    "delete_s": edits["intents_delete"]["median_s"],
+                    "relabel_10_s": edits["relabel_10"]["median_s"],
+                }
+            )
+            learner.close()
+            print(json.dumps(points[-1]), flush=True)
+    return points
+
+
+def plot(points: list[dict[str, Any]]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    xs = np.array([p["examples"] for p in points], dtype=float)
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    for ax, (key, title) in zip(
+        axes, (("learn_20_s", "learn 20 examples (s)"), ("delete_s", "intents delete (s)"), ("relabel_10_s", "relabel 10 (s)"))
+    ):
+        ys = np.array([p[key] for p in points], dtype=float)
+        ax.plot(xs, ys, "o-", label="measured")
+        ax.plot(xs, ys[0] * xs / xs[0], "k--", lw=0.8, label="linear from first point")
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("examples in the workspace")
+        ax.set_ylim(bottom=0)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    OUT.mkdir(parents=True, exist_ok=True)
+    fig.savefig(OUT / "knowledge_growth.png", dpi=110)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="30 intents, fewer repeats: a smoke run")
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    classes = 30 if args.quick else 150
+    repeats = 2 if args.quick else args.repeats
+    sets = load_sets(args.quick)
+    enc, cache = cached_encoder(None)
+    result: dict[str, Any] = {"machine": machine("cpu"), "classes": classes}
+    with tempfile.TemporaryDirectory() as tmp:
+        learner = build_clinc_workspace(Path(tmp) / "kb", sets, enc, cache, classes)
+        result["examples"] = len(learner.state.live("examples")) + len(learner.state.live("holdout"))
+        result["generation"] = generation_bytes(learner)
+        intents = new_intents(sets, repeats + 6)
+        result["learn"] = learn_runs(learner, intents[: repeats + 1])
+        result.update(edit_runs(learner, repeats))
+        result["rollback"] = rollback_five(learner, intents[repeats + 1 :])
+        learner.close()
+    sizes = [30, 60] if args.quick else [30, 60, 90, 120, 150]
+    result["growth"] = growth(sets, enc, cache, sizes, 3)
+    plot(result["growth"])
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "knowledge.json").write_text(json.dumps(result, indent=1))
+    print(json.dumps({k: v for k, v in result.items() if k != "machine"}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
