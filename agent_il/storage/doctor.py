@@ -54,7 +54,7 @@ def diagnose(
             found.problems.append(f"head: {exc}")
         found.checked["classes"] = len(state.labels)
 
-        kept = history.named()  # records a snapshot names stay
+        named, kept = history.named(), history.kept()  # records a snapshot names stay
         for store in STORES:
             live = state.live(store)
             found.checked[store] = len(live)
@@ -71,7 +71,7 @@ def diagnose(
                     wrong = [i for i in ids if row[i] != label]
                     if wrong:
                         found.problems.append(f"exemplars: {len(wrong)} records listed under {label!r} say otherwise")
-            lost = kept[store] - set(live) - stores[store].existing(sorted(kept[store] - set(live)))
+            lost = named[store] - set(live) - stores[store].existing(sorted(named[store] - set(live)))
             if lost:
                 found.problems.append(f"{store}: {len(lost)} records that snapshots name are missing")
             found.cleaned[f"orphan {store} records"] = stores[store].prune(kept[store] | set(live), min_age=orphan_age)

@@ -54,7 +54,10 @@ class History(Snapshots):
         return out
 
     def kept(self) -> dict[str, set[str]]:
-        """What the stores must keep: the live state's records and every snapshot's."""
+        """What the stores must keep: the live state's records and every snapshot's (all of
+        them while a damaged snapshot may name any)."""
+        if self.readable()[1]:
+            return {store: self.stores[store].all_ids() for store in STORES}
         named, live = self.named(), self._current()
         return {store: named[store] | set(live.live(store)) for store in STORES}
 
@@ -104,10 +107,10 @@ class History(Snapshots):
 
     def restore(self, name: str, current: WorkspaceState) -> Restore:
         """What bringing back snapshot ``name`` on top of ``current`` takes."""
-        info = next((s for s in self.list() if s.name == check_name(name)), None)
-        if info is None:
+        if check_name(name) not in self.names():
             raise InvalidInputError(f"no snapshot named {name!r}")
-        saved, tensors, records = self.load(name)
+        saved, tensors, records = self.load(name)  # a damaged one is refused here
+        info = self._info(self._manifest(name))
         if saved["model"] != current.config.model:
             raise ModelMismatchError(f"snapshot {name!r} was made with model {saved['model']!r}")
         state = WorkspaceState.from_json(saved, f"snapshot {name!r}")

@@ -127,8 +127,19 @@ class Snapshots:
     def names(self) -> list[str]:
         return [k[len(PREFIX) : -len(".json")] for k in self.blobs.keys(PREFIX) if _is_manifest(k)]
 
+    def readable(self) -> tuple[list[dict[str, Any]], list[str]]:
+        """The manifests that load, and the names of the damaged ones (``doctor`` reports them;
+        writes keep whatever they may name)."""
+        good, bad = [], []
+        for name in self.names():
+            try:
+                good.append(self._manifest(name))
+            except WorkspaceError:
+                bad.append(name)
+        return good, bad
+
     def manifests(self) -> list[dict[str, Any]]:
-        return [self._manifest(n) for n in self.names()]
+        return self.readable()[0]
 
     def list(self) -> list[SnapshotInfo]:
         found = [self._info(m) for m in self.manifests()]
@@ -178,11 +189,14 @@ class Snapshots:
         manifest names (left by a killed create or delete) once older than ``min_age`` seconds,
         so a create in progress elsewhere is left alone; return them and the weights blobs the
         snapshots still use."""
-        manifests = self.manifests()
+        manifests, damaged = self.readable()
         named = {k for m in manifests for k in m["files"]}
+        theirs = tuple(f"{PREFIX}{name}-" for name in damaged)
         removed = []
         for key in self.blobs.keys(PREFIX):
-            if not _is_manifest(key) and key not in named and self.blobs.age(key) >= min_age:
+            if _is_manifest(key) or key in named or key.startswith(theirs):
+                continue
+            if self.blobs.age(key) >= min_age:
                 self.blobs.delete(key)
                 removed.append(key)
         return removed, {m["state"]["weights"] for m in manifests if m["state"]["weights"]}

@@ -194,6 +194,8 @@ def intents_rename(
     learner = open_learner(ctx, home)
     mine = learner.examples(intent=old)
     new = validation.labels([new], 1)[0]
+    if new == old:
+        raise InvalidInputError(f"intent {old!r} already has that name")
     if new in learner.labels:
         raise InvalidInputError(
             f"intent {new!r} exists; to make one of the two: agent-il intents merge {old} {new} --into {new}"
