@@ -100,6 +100,8 @@ class Editing:
         self.refresh()
         if intent is not None:
             _known_intent(self.state, intent, "intent")
+        if task is not None and task not in {n for t in self.state.tasks for n in (t.name, str(t.id))}:
+            raise InvalidInputError(f"task: no task named {task!r}")
         if limit is not None:
             validation.positive_int(limit, "limit")
         found = [e for e in _all_examples(self) if _matches(e, intent, task, search)]
@@ -187,7 +189,9 @@ class Editing:
         started = time.perf_counter()
         gone = {e["text"] for e in report.changed["examples"] if e["text"] is not None}
         purged = _purge(self, report.changed["removed"], gone, drop_snapshots)
-        return replace(report, purged=purged, seconds=round(report.seconds + time.perf_counter() - started, 4))
+        snapshot = report.snapshot if report.snapshot in self.snapshots.names() else None  # dropped with the rest
+        seconds = round(report.seconds + time.perf_counter() - started, 4)
+        return replace(report, purged=purged, snapshot=snapshot, seconds=seconds)
 
     def relabel(self, ids: Sequence[str] | None = None, texts: Sequence[str] | None = None, *, to: str) -> EditReport:
         """Give examples the label ``to`` (a known intent, or a new one: a split)."""

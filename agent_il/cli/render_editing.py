@@ -100,12 +100,11 @@ def edit_report(r: EditReport, snapshot_kept: bool = True) -> None:
     moved = Counter(v["to"] for v in c["relabelled"].values())
     gone, added = c["intents"]["gone"], c["intents"]["added"]
     into = moved.most_common(1)[0][0] if moved else (added[0] if added else "")
-    merged = [*gone, *([] if into in added else [into])]
     what = {
         "remove": f"Removed {removed}",
         "relabel": f"Relabelled {relabelled} as {into}",
         "rename": f"Renamed intent {', '.join(gone)} to {into} ({relabelled})",
-        "merge": f"Merged intents {', '.join(merged)} into {into} ({relabelled} relabelled)",
+        "merge": f"Merged {', '.join(y for y in gone if y != into)} into {into} ({relabelled} relabelled)",
         "delete": f"Deleted intent {', '.join(gone)} ({removed})",
     }.get(r.action, r.action)
     out.print(escape(f"{what} in {r.seconds:.2f} s."))

@@ -202,7 +202,7 @@ def apply(old: WorkspaceState, head: Strategy, change: Change, load: Loader) -> 
 
     both = load_after("holdout", state.live("holdout"))
     logits = head_logits(strategy, strategy.raw_scores(torch.from_numpy(both.x))) if both.ids else None
-    accuracy = _accuracy(old, state, head, strategy, both, correct)
+    accuracy = _accuracy(old, state, head, strategy, both, held_label)
     if state.evaluation and accuracy:  # the newest row of the accuracy matrix is the head as it is now
         state.evaluation[-1] = {**state.evaluation[-1], "accuracy": {str(t): a["after"] for t, a in accuracy.items()}}
     recent, task_id = newest(state, load_after)
@@ -249,13 +249,22 @@ def _accuracy(
     old_head: Strategy,
     head: Strategy,
     both: Records,
-    correct: Callable[[torch.Tensor, list[str], Records], np.ndarray],
+    held_label: dict[str, str],
 ) -> dict[int, dict[str, float | None]]:
     """Held-out accuracy of every task slice (as it is after the edit) before and after it."""
     out: dict[int, dict[str, float | None]] = {}
     start = 0
     x = torch.from_numpy(both.x)
-    before = correct(old_head.logits(x), old.labels, both) if both.ids else np.zeros(0, dtype=bool)
+    # Before the edit, a row is right if the old head gave its old label (a renamed or merged
+    # intent's rows are copies: their source says what they were).
+    sources = [str(m.get("copied_from", i)) if i not in held_label else i for i, m in zip(both.ids, both.metadatas)]
+    was = Records(
+        both.ids,
+        both.x,
+        both.texts,
+        [{**m, "label": held_label.get(s, m["label"])} for s, m in zip(sources, both.metadatas)],
+    )
+    before = correct(old_head.logits(x), old.labels, was) if both.ids else np.zeros(0, dtype=bool)
     after = correct(head.logits(x), state.labels, both) if both.ids else np.zeros(0, dtype=bool)
     for key, ids in state.holdout.items():
         rows = slice(start, start + len(ids))

@@ -14,6 +14,7 @@ import contextlib
 import json
 import os
 import sqlite3
+import struct
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -156,10 +157,33 @@ class LocalWorkspace(Workspace):
             raise WorkspaceError(f"cannot vacuum {self.root / 'chroma'}: {exc}") from exc
         finally:
             db.close()
-        return {"chroma log": log}
+        return {
+            "chroma log": log,
+            "hnsw spare bytes zeroed": sum(_zero_spare(p) for p in self.root.glob("chroma/*/data_level0.bin")),
+        }
 
     def cache_path(self, model_id: str) -> Path:
         return cache_path(model_id, self.root / "cache")
 
     def size_bytes(self) -> int:
         return sum(f.stat().st_size for f in self.root.rglob("*") if f.is_file())
+
+
+def _zero_spare(data: Path) -> int:
+    """Zero the slots past an HNSW index's element count: Chroma writes its whole capacity from
+    memory it never cleared, so whatever the process had on its heap (texts included) can sit
+    there. Returns the bytes zeroed (0 for a layout this does not know: left as it is)."""
+    header = data.parent / "header.bin"
+    raw = header.read_bytes() if header.is_file() else b""
+    if len(raw) < 52:
+        return 0
+    _, capacity, count, size, label_at, _ = struct.unpack("<6Q", raw[4:52])  # after a 4-byte version
+    if size == 0 or capacity * size != data.stat().st_size or label_at != size - 8 or count > capacity:
+        return 0
+    spare = (capacity - count) * size
+    with open(data, "r+b") as f:
+        f.seek(count * size)
+        f.write(bytes(spare))
+        f.flush()
+        os.fsync(f.fileno())
+    return spare
