@@ -112,20 +112,20 @@ class Editing:
         if (ids is None) == (texts is None):
             raise InvalidInputError("give either ids or texts")
         self.refresh()
-        every = _all_examples(self)
+        live = {"examples": set(self.state.live("examples")), "holdout": set(self.state.live("holdout"))}
         if ids is not None:
-            wanted = validation.texts(ids, "ids")
-            by_id = {e.id: e for e in every}
-            unknown = [i for i in wanted if i not in by_id]
+            wanted = list(dict.fromkeys(validation.texts(ids, "ids")))
+            unknown = [i for i in wanted if not any(i in v for v in live.values())]
             if unknown:
                 raise InvalidInputError(f"ids: no example {unknown[0]!r} in this workspace")
-            return [by_id[i] for i in dict.fromkeys(wanted)]
+            return _examples_of(self, wanted)
         wanted_texts = set(validation.texts(texts, "texts"))
-        found = [e for e in every if e.text in wanted_texts]
-        missing = wanted_texts - {e.text for e in found}
+        found = [i for store, v in live.items() for i in self.stores[store].with_texts(wanted_texts) if i in v]
+        examples = _examples_of(self, found)
+        missing = wanted_texts - {e.text for e in examples}
         if missing:
             raise InvalidInputError(f"texts: no example has the text {sorted(missing)[0]!r}")
-        return found
+        return examples
 
     def intents(self) -> list[IntentInfo]:
         """Every intent: its examples, exemplars, held-out examples, learns and held-out accuracy."""
@@ -252,7 +252,7 @@ class Editing:
             with attempt:
                 old = self.state
                 spec = change()
-                before = {e.id: e for e in _all_examples(self)}
+                before = {e.id: e for e in _examples_of(self, sorted(spec.remove | set(spec.relabel)))}
                 done = edit.apply(old, self._with_statistics(), spec, self._load)
                 snap = self._commit(done.state, done.strategy, done.added, snapshot=True, statistics=True)
         names = {t.id: t.name for t in self.state.tasks}
@@ -294,10 +294,15 @@ def _matches(e: Example, intent: str | None, task: str | None, search: str | Non
 
 
 def _all_examples(learner: Editing) -> list[Example]:
-    state = learner.state
+    return _examples_of(learner, learner.state.live("examples") + learner.state.live("holdout"))
+
+
+def _examples_of(learner: Editing, ids: list[str]) -> list[Example]:
+    """The examples ``ids`` (learned or held out, all live), oldest learn first."""
+    held = set(learner.state.live("holdout"))
     out = []
-    for store, held in (("examples", False), ("holdout", True)):
-        recs = learner.stores[store].load(state.live(store))
+    for store, is_held in (("examples", False), ("holdout", True)):
+        recs = learner.stores[store].load([i for i in ids if (i in held) == is_held])
         for i, text, m in zip(recs.ids, recs.texts, recs.metadatas):
             out.append(
                 Example(
@@ -308,8 +313,8 @@ def _all_examples(learner: Editing) -> list[Example]:
                     task_id=int(m["task_id"]),
                     time=float(m["time"]),
                     source=str(m.get("source", "texts")),
-                    weight=0.0 if held else float(m.get("weight", 0.0)),
-                    held_out=held,
+                    weight=0.0 if is_held else float(m.get("weight", 0.0)),
+                    held_out=is_held,
                 )
             )
     return sorted(out, key=lambda e: (e.task_id, e.held_out))
@@ -320,7 +325,11 @@ def _ids(learner: Editing, ids: Sequence[str] | None, texts: Sequence[str] | Non
 
 
 def _of_intents(learner: Editing, labels: list[str]) -> list[str]:
-    return [e.id for e in _all_examples(learner) if e.label in labels]
+    """Every example and held-out id of intents ``labels``."""
+    state = learner.state
+    learned = [i for by in (state.examples or {}).values() for y, ids in by.items() if y in labels for i in ids]
+    held = learner.stores["holdout"].load(state.live("holdout"))
+    return learned + [i for i, y in zip(held.ids, held.labels) if y in labels]
 
 
 def _intent_changes(old: WorkspaceState, new: WorkspaceState) -> dict[str, list[str]]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
+from typing import Any
 
 from torch import Tensor
 
@@ -39,6 +40,7 @@ class History(Snapshots):
     def __init__(self, blobs: Blobs, stores: dict[str, RecordStore], current: Callable[[], WorkspaceState]) -> None:
         super().__init__(blobs)
         self.stores, self._current = stores, current
+        self._ids: dict[str, dict[str, frozenset[str]]] = {}  # per manifest, parsed once
 
     def records(self, state: WorkspaceState, stores: tuple[str, ...] = ("exemplars", "holdout")) -> dict[str, Records]:
         """The records ``state`` names, per store."""
@@ -46,19 +48,26 @@ class History(Snapshots):
 
     def named(self) -> dict[str, set[str]]:
         """Every record id some snapshot names, per store: they stay in the stores."""
+        return self._named(self.manifests())
+
+    def _named(self, manifests: list[dict[str, Any]]) -> dict[str, set[str]]:
         out: dict[str, set[str]] = {store: set() for store in STORES}
-        for m in self.manifests():
-            state = WorkspaceState.from_json(m["state"], f"snapshot {m['name']!r}")
+        for m in manifests:
+            key = self.digest(m)
+            if key not in self._ids:  # the same bytes name the same records
+                state = WorkspaceState.from_json(m["state"], f"snapshot {m['name']!r}")
+                self._ids[key] = {store: frozenset(state.live(store)) for store in STORES}
             for store in STORES:
-                out[store].update(state.live(store))
+                out[store].update(self._ids[key][store])
         return out
 
     def kept(self) -> dict[str, set[str]]:
         """What the stores must keep: the live state's records and every snapshot's (all of
         them while a damaged snapshot may name any)."""
-        if self.readable()[1]:
+        manifests, damaged = self.readable()
+        if damaged:
             return {store: self.stores[store].all_ids() for store in STORES}
-        named, live = self.named(), self._current()
+        named, live = self._named(manifests), self._current()
         return {store: named[store] | set(live.live(store)) for store in STORES}
 
     def release(self, candidates: dict[str, set[str]]) -> None:

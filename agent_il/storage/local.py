@@ -1,8 +1,9 @@
 """A workspace in a directory with an embedded Chroma, owned by one process at a time::
 
 state.json                       the commit point, replaced atomically
-weights/<generation>-<id>.safetensors
-snapshots/<name>.json, <name>.safetensors
+weights/<generation>-<id>.safetensors     what a predict needs of a generation
+statistics/<generation>-<id>.safetensors  the ridge Gram matrix: the newest generation's only
+snapshots/<name>.json            a snapshot's manifest (ids, not copies)
 chroma/                          the embedded Chroma store
 cache/                           text -> embedding caches (safe to delete)
 .lock                            held by the process that has the workspace open

@@ -127,6 +127,10 @@ class Snapshots:
     def names(self) -> list[str]:
         return [k[len(PREFIX) : -len(".json")] for k in self.blobs.keys(PREFIX) if _is_manifest(k)]
 
+    def digest(self, manifest: dict[str, Any]) -> str:
+        """The SHA-256 of a manifest as last read."""
+        return self._parsed[_manifest_key(manifest["name"])][0]
+
     def readable(self) -> tuple[list[dict[str, Any]], list[str]]:
         """The manifests that load, and the names of the damaged ones (``doctor`` reports them;
         writes keep whatever they may name)."""
