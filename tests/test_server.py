@@ -137,6 +137,10 @@ def test_edits_over_a_server_match_embedded_and_race_with_learners(chroma_url, s
         learner.delete_intent(classes[0])
         learner.relabel(texts=moved, to=classes[2])
     qx, _, _ = vectors(clinc, encoder, classes, split="test", per_class=10)
+    state = server.workspace.read_state()
+    with pytest.raises(InvalidInputError, match="purge: a Chroma server keeps deleted rows"):
+        server.remove_examples(texts=moved[:1], purge=True)
+    assert server.workspace.read_state() == state
     reader = IntentLearner.open(**where, encoder=encoder)  # a reader downloads the lean generation only
     assert reader.labels == local.labels and reader.strategy.gram is None
     q = torch.from_numpy(qx)
