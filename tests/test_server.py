@@ -129,8 +129,9 @@ def test_edits_over_a_server_match_embedded_and_race_with_learners(chroma_url, s
     where = {"chroma_url": chroma_url, "name": server_name}
     classes = clinc.tasks[0][:4]
     x, labels, texts = vectors(clinc, encoder, classes, per_class=30)
-    server = IntentLearner.open(**where, encoder=encoder)
-    local = IntentLearner.open(tmp_path / "kb", encoder=encoder)
+    small = {"strategy_config": {"features": 512}}  # a 3 MB Gram matrix: each commit uploads it
+    server = IntentLearner.open(**where, encoder=encoder, **small)
+    local = IntentLearner.open(tmp_path / "kb", encoder=encoder, **small)
     moved = [t for t, y in zip(texts, labels) if y == classes[1]][:5]
     for learner in (server, local):
         learner.learn_vectors(x, labels, task="base", texts=texts)
