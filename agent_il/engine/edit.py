@@ -77,10 +77,17 @@ def newest(state: WorkspaceState, load: Loader) -> tuple[Records, int]:
 
 
 def revision(old: WorkspaceState, new: WorkspaceState, load: Loader) -> tuple[list[int | None], Revision]:
-    """The column map and the rows whose (column, weight) differ from ``old`` to ``new``."""
+    """The column map and the rows whose (column, weight) differ from ``old`` to ``new``; a
+    relabelled copy and its source are one row (same embedding), moved from one to the other."""
     a, b = entries(old), entries(new)
     changed = sorted(i for i in a.keys() | b.keys() if a.get(i) != b.get(i))
     recs = load("examples", changed)
+    source = {i: str(m["copied_from"]) for i, m in zip(recs.ids, recs.metadatas) if "copied_from" in m}
+    pairs = {i: s for i, s in source.items() if i in b and i not in a and s in a and s not in b}
+    taken = set(pairs.values())
+    rows = [r for r, i in enumerate(changed) if i not in taken]
+    olds = [pairs.get(changed[r], changed[r]) for r in rows]  # whose old terms each row takes out
+    news = [changed[r] for r in rows]
     old_col = {y: j for j, y in enumerate(old.labels)}
     new_col = {y: j for j, y in enumerate(new.labels)}
     recent, _ = newest(new, load)
@@ -90,16 +97,17 @@ def revision(old: WorkspaceState, new: WorkspaceState, load: Loader) -> tuple[li
         return torch.tensor(values, dtype=dtype)
 
     change = Revision(
-        x=torch.from_numpy(recs.x),
-        y_old=tensor([old_col.get(a[i][0], -1) if i in a else -1 for i in changed], torch.long),
-        w_old=tensor([a[i][1] if i in a else 0.0 for i in changed], torch.float64),
-        y_new=tensor([new_col[b[i][0]] if i in b else -1 for i in changed], torch.long),
-        w_new=tensor([b[i][1] if i in b else 0.0 for i in changed], torch.float64),
+        x=torch.from_numpy(recs.x[rows]),
+        y_old=tensor([old_col.get(a[i][0], -1) if i in a else -1 for i in olds], torch.long),
+        w_old=tensor([a[i][1] if i in a else 0.0 for i in olds], torch.float64),
+        y_new=tensor([new_col[b[i][0]] if i in b else -1 for i in news], torch.long),
+        w_new=tensor([b[i][1] if i in b else 0.0 for i in news], torch.float64),
         recent=(
             torch.from_numpy(recent.x),
             tensor([new_col[y] for y in recent.labels], torch.long),
             tensor(
-                [weight(groups[(str(m["task_id"]), y)]) for m, y in zip(recent.metadatas, recent.labels)], torch.float64
+                [weight(groups[(str(m["task_id"]), y)]) for m, y in zip(recent.metadatas, recent.labels)],
+                torch.float64,
             ),
         ),
     )
@@ -201,8 +209,9 @@ def apply(old: WorkspaceState, head: Strategy, change: Change, load: Loader) -> 
     strategy.revise(order, revised, replay)
 
     both = load_after("holdout", state.live("holdout"))
-    logits = head_logits(strategy, strategy.raw_scores(torch.from_numpy(both.x))) if both.ids else None
-    accuracy = _accuracy(old, state, head, strategy, both, held_label)
+    raw = strategy.raw_scores(torch.from_numpy(both.x)) if both.ids else None
+    logits = head_logits(strategy, raw) if raw is not None else None
+    accuracy = _accuracy(old, state, head, raw, both, held_label)
     if state.evaluation and accuracy:  # the newest row of the accuracy matrix is the head as it is now
         state.evaluation[-1] = {**state.evaluation[-1], "accuracy": {str(t): a["after"] for t, a in accuracy.items()}}
     recent, task_id = newest(state, load_after)
@@ -247,11 +256,12 @@ def _accuracy(
     old: WorkspaceState,
     state: WorkspaceState,
     old_head: Strategy,
-    head: Strategy,
+    scores: torch.Tensor | None,
     both: Records,
     held_label: dict[str, str],
 ) -> dict[int, dict[str, float | None]]:
-    """Held-out accuracy of every task slice (as it is after the edit) before and after it."""
+    """Held-out accuracy of every task slice (as it is after the edit) before and after it
+    (``scores``: the new head's raw scores of ``both``)."""
     out: dict[int, dict[str, float | None]] = {}
     start = 0
     x = torch.from_numpy(both.x)
@@ -265,7 +275,7 @@ def _accuracy(
         [{**m, "label": held_label.get(s, m["label"])} for s, m in zip(sources, both.metadatas)],
     )
     before = correct(old_head.logits(x), old.labels, was) if both.ids else np.zeros(0, dtype=bool)
-    after = correct(head.logits(x), state.labels, both) if both.ids else np.zeros(0, dtype=bool)
+    after = correct(scores, state.labels, both) if scores is not None else np.zeros(0, dtype=bool)
     for key, ids in state.holdout.items():
         rows = slice(start, start + len(ids))
         start += len(ids)

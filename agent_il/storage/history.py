@@ -40,26 +40,31 @@ class History(Snapshots):
     def __init__(self, blobs: Blobs, stores: dict[str, RecordStore], current: Callable[[], WorkspaceState]) -> None:
         super().__init__(blobs)
         self.stores, self._current = stores, current
-        self._ids: dict[str, dict[str, frozenset[str]]] = {}  # per manifest, parsed once
+        self._ids: dict[str, dict[str, frozenset[str]]] = {}  # per manifest digest
+        self._union: tuple[tuple[str, ...], dict[str, frozenset[str]]] | None = None  # of these digests
 
     def records(self, state: WorkspaceState, stores: tuple[str, ...] = ("exemplars", "holdout")) -> dict[str, Records]:
         """The records ``state`` names, per store."""
         return {store: self.stores[store].load(state.live(store)) for store in stores}
 
-    def named(self) -> dict[str, set[str]]:
+    def named(self) -> dict[str, frozenset[str]]:
         """Every record id some snapshot names, per store: they stay in the stores."""
         return self._named(self.manifests())
 
-    def _named(self, manifests: list[dict[str, Any]]) -> dict[str, set[str]]:
-        out: dict[str, set[str]] = {store: set() for store in STORES}
-        for m in manifests:
-            key = self.digest(m)
-            if key not in self._ids:  # the same bytes name the same records
-                state = WorkspaceState.from_json(m["state"], f"snapshot {m['name']!r}")
-                self._ids[key] = {store: frozenset(state.live(store)) for store in STORES}
-            for store in STORES:
-                out[store].update(self._ids[key][store])
-        return out
+    def _named(self, manifests: list[dict[str, Any]]) -> dict[str, frozenset[str]]:
+        digests = tuple(sorted(self.digest(m) for m in manifests))
+        if self._union is None or self._union[0] != digests:
+            out: dict[str, set[str]] = {store: set() for store in STORES}
+            for m in manifests:
+                key = self.digest(m)
+                if key not in self._ids:  # the same bytes name the same records
+                    state = WorkspaceState.from_json(m["state"], f"snapshot {m['name']!r}")
+                    self._ids[key] = {store: frozenset(state.live(store)) for store in STORES}
+                for store in STORES:
+                    out[store].update(self._ids[key][store])
+            self._ids = {k: v for k, v in self._ids.items() if k in digests}
+            self._union = (digests, {store: frozenset(ids) for store, ids in out.items()})
+        return self._union[1]
 
     def kept(self) -> dict[str, set[str]]:
         """What the stores must keep: the live state's records and every snapshot's (all of

@@ -10,6 +10,7 @@ on a split of the training data), so it is fixed and a learn costs one Cholesky 
 
 from __future__ import annotations
 
+import copy
 import functools
 import math
 from typing import Any, ClassVar
@@ -22,6 +23,7 @@ from agent_il.strategies.base import Revision, Strategy
 _TEMPERATURES = torch.logspace(-3, 1, 41, dtype=torch.float64)
 REFERENCE_COUNT = 100.0  # a class with this many examples in a learn gets weight 1
 _CALIBRATION_ROWS = 500  # enough for one temperature; keeps the solve small
+_LOW_RANK = 256  # rows folded into G before it is factored again (each costs a solve, K grows)
 _PROBE = 64  # values of the random projection a generation keeps to check it is drawn alike
 
 
@@ -52,6 +54,7 @@ class RidgeStrategy(Strategy):
         self.weights: Tensor | None = None  # (d + features) x classes, float32 (solved)
         self._temperature = 1.0
         self._factor: Tensor | None = None
+        self._forget_rows()
 
     def config(self) -> dict[str, Any]:
         return {
@@ -97,28 +100,43 @@ class RidgeStrategy(Strategy):
             pad = torch.zeros(self.cross.shape[0], n_classes - self.cross.shape[1], dtype=torch.float64)
             self.cross = torch.cat([self.cross, pad], dim=1)
         weight = balance_weights(torch.bincount(y, minlength=n_classes))[y]
-        h = self._accumulate(x, y, weight)
-        self._solve(h, weight, y)
-
-    def _accumulate(self, x: Tensor, y: Tensor, weight: Tensor) -> Tensor:
-        """Add ``weight`` times each row's terms to G and to C's column ``y`` (a negative weight
-        takes them out; ``y < 0``: G only, its column is gone). Returns the feature rows."""
-        assert self.gram is not None and self.cross is not None
         h = self._features(x).double()
         weight = weight.double()
+        self._fold(h, weight)
+        self.cross.index_add_(1, y, (h * weight[:, None]).T)
+        self._solve(h, weight, y)
+
+    def _fold(self, h: Tensor, weight: Tensor) -> None:
+        """Add ``weight`` times each feature row's outer product to G (a negative weight takes it
+        out). While few rows have been folded in since G was factored, the factor is kept and
+        they are solved around it (Woodbury): a learn or an edit then costs no factorisation."""
+        assert self.gram is not None
+        keep = weight != 0
+        h, weight = h[keep], weight[keep]
+        if not len(weight):
+            return
         # Rounding may leave G a hair asymmetric; only its lower triangle is ever read (the
         # Cholesky factorisation reads that one, and it is what is saved), so reloads are exact.
         self.gram.addmm_((h * weight[:, None]).T, h)
-        keep = y >= 0
-        if bool(keep.any()):
-            self.cross.index_add_(1, y[keep], (h[keep] * weight[keep, None]).T)
-        self._factor = None
-        return h
+        if self._factor is None:
+            return
+        if len(self._signs) + len(weight) > _LOW_RANK:
+            self._factor = None  # factored again when next needed
+            return
+        u = h * weight.abs().sqrt()[:, None]
+        self._rows = torch.cat([self._rows, u]) if len(self._signs) else u
+        self._z = (
+            torch.cat([self._z, torch.cholesky_solve(u.T, self._factor)], 1)
+            if len(self._signs)
+            else (torch.cholesky_solve(u.T, self._factor))
+        )
+        self._signs = torch.cat([self._signs, weight.sign()])
+        self._k_inv = None
 
     def _solve(self, h: Tensor, weight: Tensor, y: Tensor) -> None:
         """Solve for the weights; the temperature is fitted on feature rows ``h`` (labels ``y``)."""
         assert self.cross is not None
-        solved = torch.cholesky_solve(self.cross, self.factor())
+        solved = self._inverse(self.cross)
         self.weights = solved.float().contiguous()  # row-major, as it will be when reloaded
         self._temperature = self._choose_temperature(h, weight, y, solved) if len(y) else 1.0
 
@@ -127,44 +145,75 @@ class RidgeStrategy(Strategy):
         again; the temperature refitted on ``change.recent`` (the newest learn as it is now)."""
         self._start(change.x.shape[1])
         assert self.cross is not None
-        old_cols = self.cross
-        if len(change.x):
-            self._accumulate(change.x, change.y_old, -change.w_old)  # old columns still in place
-        self.cross = (
-            torch.stack(
-                [
-                    old_cols[:, j] if j is not None else torch.zeros(old_cols.shape[0], dtype=old_cols.dtype)
-                    for j in order
-                ],
-                1,
-            )
-            if order
-            else old_cols[:, :0]
-        )
-        if len(change.x):
-            self._accumulate(change.x, change.y_new, change.w_new)
-        self._factor = None
+        width = self.cross.shape[0]
+        h = self._features(change.x).double() if len(change.x) else torch.zeros(0, width, dtype=torch.float64)
+        w_old, w_new = change.w_old.double(), change.w_new.double()
+        self._fold(h, w_new - w_old)
+        cols = self.cross
+        out = change.y_old >= 0
+        cols = cols.index_add(1, change.y_old[out], -(h[out] * w_old[out, None]).T) if bool(out.any()) else cols
+        zero = torch.zeros(cols.shape[0], dtype=cols.dtype)
+        self.cross = torch.stack([cols[:, j] if j is not None else zero for j in order], 1) if order else cols[:, :0]
+        into = change.y_new >= 0
+        if bool(into.any()):
+            self.cross.index_add_(1, change.y_new[into], (h[into] * w_new[into, None]).T)
         x, y, w = change.recent
         self._solve(self._features(x).double(), w.double(), y)
 
     def factor(self) -> Tensor:
-        """Cholesky factor of ``G + lambda I``, kept until the next fit: the leave-one-out scores
-        of calibration reuse it instead of factoring the Gram matrix again."""
+        """Cholesky factor of ``G + lambda I`` as it was last factored (rows folded in since are
+        solved around it)."""
         assert self.gram is not None, "fit() first"
         if self._factor is None:
             shifted = self.gram.clone()
             shifted.diagonal().add_(self.ridge_lambda)
             self._factor = torch.linalg.cholesky(shifted)  # lower: reads the lower triangle only
+            self._forget_rows()
         return self._factor
+
+    def _forget_rows(self) -> None:
+        width = 0 if self.gram is None else self.gram.shape[0]
+        self._rows = torch.zeros(0, width, dtype=torch.float64)
+        self._z = torch.zeros(width, 0, dtype=torch.float64)
+        self._signs = torch.zeros(0, dtype=torch.float64)
+        self._k_inv: Tensor | None = None
+
+    def _woodbury(self) -> tuple[Tensor, Tensor] | None:
+        """``Z = A0^-1 U^T`` and ``(S + U Z)^-1`` of the rows folded in since the factorisation."""
+        if not len(self._signs):
+            return None
+        if self._k_inv is None:
+            self._k_inv = torch.linalg.inv(torch.diag(self._signs) + self._rows @ self._z)
+        return self._z, self._k_inv
+
+    def _inverse(self, b: Tensor) -> Tensor:
+        """``(G + lambda I)^-1 b``."""
+        out = torch.cholesky_solve(b, self.factor())
+        low = self._woodbury()
+        if low is not None:
+            z, k_inv = low
+            out = out - z @ (k_inv @ (z.T @ b))
+        return out
 
     def leverage(self, h: Tensor, weight: Tensor) -> Tensor:
         """``w h^T (G + lambda I)^-1 h`` of each feature row ``h``: how much its own example moved
         its scores, for exact leave-one-out scores. One triangular solve: ``|L^-1 h|^2``."""
-        z = torch.linalg.solve_triangular(self.factor(), h.double().T, upper=False)
-        return weight.double() * (z * z).sum(0)
+        h = h.double()
+        z = torch.linalg.solve_triangular(self.factor(), h.T, upper=False)
+        quad = (z * z).sum(0)
+        low = self._woodbury()
+        if low is not None:
+            q = low[0].T @ h.T
+            quad = quad - (q * (low[1] @ q)).sum(0)
+        return weight.double() * quad
 
-    def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_factor": None}  # a copy refits before it needs one
+    def __deepcopy__(self, memo: dict[int, Any]) -> RidgeStrategy:
+        """A copy shares the factor (never changed in place: replaced), not the 47 MB G."""
+        new = type(self).__new__(type(self))
+        memo[id(self)] = new
+        for key, value in self.__dict__.items():
+            setattr(new, key, value if key == "_factor" else copy.deepcopy(value, memo))
+        return new
 
     @torch.no_grad()
     def _choose_temperature(self, h: Tensor, weight: Tensor, y: Tensor, solved: Tensor) -> float:
