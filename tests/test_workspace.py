@@ -117,10 +117,10 @@ def test_exception_during_commit_rolls_back_memory(learned, clinc, encoder, monk
     before_ids = learned.memory.all_ids()
     write_json = atomic.write_json
 
-    def fail_on_state(path, obj):
+    def fail_on_state(path, obj, **kwargs):
         if path.name == "state.json":
             raise OSError("disk full (injected)")
-        write_json(path, obj)
+        write_json(path, obj, **kwargs)
 
     monkeypatch.setattr(atomic, "write_json", fail_on_state)
     with pytest.raises(OSError, match="injected"):

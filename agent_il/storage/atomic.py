@@ -34,8 +34,8 @@ def write_bytes(path: Path, data: bytes) -> None:
     fsync_dir(path.parent)
 
 
-def write_json(path: Path, obj: Any) -> None:
-    write_bytes(path, (json.dumps(obj, indent=2, ensure_ascii=False) + "\n").encode())
+def write_json(path: Path, obj: Any, indent: int | None = 2) -> None:
+    write_bytes(path, (json.dumps(obj, indent=indent, ensure_ascii=False) + "\n").encode())
 
 
 def remove_stale_temp_files(directory: Path) -> list[Path]:

@@ -116,7 +116,7 @@ class LocalWorkspace(Workspace):
         for d in ("", "weights", "statistics", "snapshots", "chroma", "cache"):
             (self.root / d).mkdir(mode=0o700, parents=True, exist_ok=True)
         self._own()
-        atomic.write_json(self.state_path, self.initial_state(state))
+        atomic.write_json(self.state_path, self.initial_state(state), indent=None)
 
     def read_state(self) -> dict[str, Any]:
         try:
@@ -128,7 +128,7 @@ class LocalWorkspace(Workspace):
         return check_schema(state, str(self.state_path))
 
     def _publish(self, state: dict[str, Any]) -> None:
-        atomic.write_json(self.state_path, state)
+        atomic.write_json(self.state_path, state, indent=None)  # a generation's ids: no indentation
 
     @contextlib.contextmanager
     def writing(self) -> Iterator[None]:
