@@ -62,6 +62,11 @@ def _text(path: Path) -> str:
     return text
 
 
+def lines(path: str | Path) -> list[str]:
+    """The non-blank lines of a UTF-8 text file: one text each (no header, no columns)."""
+    return [line.removesuffix("\r") for line in _text(Path(path)).split("\n") if line.strip()]
+
+
 def _pick(columns: list[str], wanted: str | None, defaults: tuple[str, ...], what: str, path: Path) -> str:
     if wanted is not None:
         if wanted not in columns:

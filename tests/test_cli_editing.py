@@ -194,7 +194,7 @@ BAD_INPUT = [
     (["examples", "remove", "0123456789abcdef", "--text", SECRET, "--yes"], "(got IDS and --text)"),
     (["examples", "remove", "--yes"], "name the examples by IDS, --text TEXT or --file FILE"),
     (["examples", "remove", "--text", SECRET, "--drop-snapshots", "--yes"], "--drop-snapshots goes with --purge"),
-    (["examples", "remove", "--file", "absent.txt", "--yes"], "absent.txt: cannot read"),
+    (["examples", "remove", "--file", "absent.txt", "--yes"], "absent.txt: no such file"),
 ]
 
 

@@ -51,7 +51,6 @@ class Edit:
     strategy: Strategy
     added: dict[str, Records]  # the relabelled copies, per store
     copies: dict[str, str]  # old id -> new id
-    removed: list[str]
     accuracy: dict[int, dict[str, float | None]]
     checks: dict[str, Any]
 
@@ -76,9 +75,12 @@ def newest(state: WorkspaceState, load: Loader) -> tuple[Records, int]:
     return recs.take(sorted(range(len(ids)), key=lambda r: int(recs.metadatas[r].get("row", r)))), task
 
 
-def revision(old: WorkspaceState, new: WorkspaceState, load: Loader) -> tuple[list[int | None], Revision]:
+def revision(
+    old: WorkspaceState, new: WorkspaceState, load: Loader, recent: Records | None = None
+) -> tuple[list[int | None], Revision]:
     """The column map and the rows whose (column, weight) differ from ``old`` to ``new``; a
-    relabelled copy and its source are one row (same embedding), moved from one to the other."""
+    relabelled copy and its source are one row (same embedding), moved from one to the other.
+    ``recent``: :func:`newest` of ``new``, if the caller has it already."""
     a, b = entries(old), entries(new)
     changed = sorted(i for i in a.keys() | b.keys() if a.get(i) != b.get(i))
     recs = load("examples", changed)
@@ -90,7 +92,8 @@ def revision(old: WorkspaceState, new: WorkspaceState, load: Loader) -> tuple[li
     news = [changed[r] for r in rows]
     old_col = {y: j for j, y in enumerate(old.labels)}
     new_col = {y: j for j, y in enumerate(new.labels)}
-    recent, _ = newest(new, load)
+    if recent is None:
+        recent, _ = newest(new, load)
     groups = Counter((str(m["task_id"]), y) for m, y in zip(recent.metadatas, recent.labels))
 
     def tensor(values: list[Any], dtype: torch.dtype) -> torch.Tensor:
@@ -174,16 +177,17 @@ def apply(old: WorkspaceState, head: Strategy, change: Change, load: Loader) -> 
         for t, ids in old.holdout.items()
         if (kept := [j for j in _relist(ids, set(change.remove), copies) if moved.get(j, held_label.get(j)) in having])
     }
-    drop_held = set(held_ids) - set(change.relabel) - set(state.live("holdout"))
 
     # The relabelled copies, per store.
     added = {}
+    exemplar_ids = set(old.live("exemplars"))
+    held_row = {i: r for r, i in enumerate(held.ids)}
     for store, mine in (
         ("examples", [i for i in change.relabel if i in known]),
-        ("exemplars", [i for i in change.relabel if i in set(old.live("exemplars"))]),
-        ("holdout", [i for i in change.relabel if i in held_label]),
+        ("exemplars", [i for i in change.relabel if i in exemplar_ids]),
+        ("holdout", [i for i in change.relabel if i in held_row]),
     ):
-        recs = held.take([held.ids.index(i) for i in mine]) if store == "holdout" else load(store, mine)
+        recs = held.take([held_row[i] for i in mine]) if store == "holdout" else load(store, mine)
         added[store] = _copy(recs, change.relabel, copies)
     overlay = {store: dict(zip(r.ids, range(len(r.ids)))) for store, r in added.items()}
 
@@ -202,7 +206,8 @@ def apply(old: WorkspaceState, head: Strategy, change: Change, load: Loader) -> 
 
     _retally(state, load_after)
     strategy = copy.deepcopy(head)
-    order, revised = revision(old, state, lambda store, ids: load_after(store, ids))
+    recent, task_id = newest(state, load_after)
+    order, revised = revision(old, state, load_after, recent)
     memory = load_after("exemplars", state.live("exemplars"))
     index = {y: j for j, y in enumerate(state.labels)}
     replay = (torch.from_numpy(memory.x), torch.tensor([index[y] for y in memory.labels])) if memory.ids else None
@@ -214,7 +219,6 @@ def apply(old: WorkspaceState, head: Strategy, change: Change, load: Loader) -> 
     accuracy = _accuracy(old, state, head, raw, both, held_label)
     if state.evaluation and accuracy:  # the newest row of the accuracy matrix is the head as it is now
         state.evaluation[-1] = {**state.evaluation[-1], "accuracy": {str(t): a["after"] for t, a in accuracy.items()}}
-    recent, task_id = newest(state, load_after)
     in_recent = set(recent.ids)
     checks = at_learn(
         old,
@@ -228,8 +232,7 @@ def apply(old: WorkspaceState, head: Strategy, change: Change, load: Loader) -> 
         logits,
     )
     state.updated = now()
-    removed = sorted(change.remove | set(change.relabel) | drop_held)
-    return Edit(state, strategy, added, copies, removed, accuracy, checks)
+    return Edit(state, strategy, added, copies, accuracy, checks)
 
 
 def _retally(state: WorkspaceState, load: Loader) -> None:

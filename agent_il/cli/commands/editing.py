@@ -120,23 +120,10 @@ def _selection(
 def _file_texts(path: Path, fmt: str | None, text_col: str | None, split: str | None) -> list[str]:
     """A data file's text column (as `predict --file` reads it), else one text per line."""
     from agent_il import data
-    from agent_il.errors import InvalidInputError
 
     if fmt is not None or path.suffix.lower().lstrip(".") in (*data.FORMATS, "ndjson"):
         return read_file(path, fmt, text_col, None, split, labelled=False).texts
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise InvalidInputError(f"{path}: cannot read: {exc.strerror}") from None
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise InvalidInputError(f"{path} line {line}: not UTF-8 text") from None
-    lines = [line.removesuffix("\r") for line in text.split("\n")]
-    if not any(line.strip() for line in lines):
-        raise InvalidInputError(f"{path}: holds no texts")
-    return [line for line in lines if line.strip()]
+    return data.lines(path)
 
 
 # ------------------------------------------------------------------------------------- intents
