@@ -66,3 +66,38 @@ class _SharesState(RidgeStrategy):
 def test_the_contract_catches_a_broken_strategy(cls: type[RidgeStrategy], check: Any) -> None:
     with pytest.raises(AssertionError, match=rf"strategy '{cls.name}' fails {check.__name__}: "):
         check_strategy(lambda: cls(features=128), checks=[check])
+
+
+def test_ridge_learns_around_its_factor_as_if_it_factored_every_time(monkeypatch) -> None:
+    """Small learns fold their rows in beside G and solve around the last factorisation
+    (Woodbury), and held-out scores reuse the features of the rows scored last time: the same
+    head, statistics and scores as factoring G again at every learn and scoring from scratch."""
+    import torch
+
+    from agent_il.strategies import ridge
+
+    gen = torch.Generator().manual_seed(0)
+
+    def rows(n: int) -> Tensor:
+        return torch.nn.functional.normalize(torch.randn(n, 24, generator=gen), dim=1)
+
+    first, small = rows(300), [rows(12) for _ in range(6)]
+    y0 = torch.randint(0, 4, (300,), generator=gen)
+    heads = []
+    for low_rank in (ridge._LOW_RANK, 0):  # 0: every learn factors G again
+        monkeypatch.setattr(ridge, "_LOW_RANK", low_rank)
+        head = RidgeStrategy(features=64)
+        head.fit(first, y0, 4, None)
+        for t, x in enumerate(small):
+            head.fit(x, torch.full((12,), 4 + t), 5 + t, None)
+        heads.append(head)
+    around, refactored = heads
+    assert len(around._signs) == 72 and not len(refactored._signs)
+    assert torch.allclose(around.weights, refactored.weights, atol=1e-6)
+    assert around.temperature == refactored.temperature
+    for key, value in around.statistics().items():
+        assert torch.allclose(value, refactored.statistics()[key], atol=1e-9), key
+    held = torch.cat(small)
+    assert torch.allclose(around.recurring_scores(held[:36]), around.raw_scores(held[:36]))
+    assert torch.allclose(around.recurring_scores(held), around.raw_scores(held))  # the first 36 reused
+    assert torch.allclose(around.recurring_scores(held[12:]), around.raw_scores(held[12:]))  # not a prefix

@@ -47,6 +47,11 @@ class Strategy(ABC):
         """The head's scores (n x n_classes), computed once per predict: the confidence and the
         rejection score are both derived from them."""
 
+    def recurring_scores(self, x: Tensor) -> Tensor:
+        """:meth:`raw_scores` of rows scored again at every learn and edit (the held-out slices:
+        immutable records), where a head may keep what does not change between learns."""
+        return self.raw_scores(x)
+
     @property
     def temperature(self) -> float:
         """Confidence is ``softmax(raw_scores / temperature)``."""
