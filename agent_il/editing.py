@@ -53,11 +53,15 @@ class Editing:
     _commit: Callable[..., SnapshotInfo | None]
 
     def _with_statistics(self) -> Strategy:
-        """The head with what a fit or an edit needs loaded (read once per generation; derived
-        again from the stored examples if the blob is lost)."""
+        """The head with what a fit or an edit needs loaded: the checkpoint, read once per
+        generation, with the learns since folded in (all derived again from the stored examples
+        if the blob is lost)."""
         if not self.strategy.has_statistics:
             try:
                 self.strategy.load_statistics(self.workspace.read_statistics(self.state.to_json()))
+                task = self.state.statistics_task
+                if task is not None and self.state.tasks and self.state.tasks[-1].id > task:  # learns since
+                    edit.derive(self.strategy, edit.basis(self.state, task), self.state, self._load)
             except WorkspaceError:
                 if self.state.examples is None:
                     raise
@@ -254,7 +258,7 @@ class Editing:
                 spec = change()
                 before = {e.id: e for e in _examples_of(self, sorted(spec.remove | set(spec.relabel)))}
                 done = edit.apply(old, self._with_statistics(), spec, self._load)
-                snap = self._commit(done.state, done.strategy, done.added, snapshot=True, statistics=True)
+                snap = self._commit(done.state, done.strategy, done.added, snapshot=True, statistics="write")
         names = {t.id: t.name for t in self.state.tasks}
         removed = [before[i].to_dict() for i in sorted(spec.remove)]
         return EditReport(

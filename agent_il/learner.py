@@ -8,7 +8,7 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -27,6 +27,7 @@ from agent_il.memory.records import Records
 from agent_il.memory.store import RecordStore
 from agent_il.ood.calibration import Calibrator
 from agent_il.ood.evidence import Exemplars
+from agent_il.ood.scores import ClassStats
 from agent_il.results import LearnReport, Prediction, Task
 from agent_il.state import STORES, WorkspaceState
 from agent_il.storage import open_workspace
@@ -36,6 +37,11 @@ from agent_il.storage.history import History
 from agent_il.storage.snapshots import SnapshotInfo
 from agent_il.storage.transaction import Transactions
 from agent_il.strategies.base import Strategy
+
+# Examples learned since the statistics checkpoint (the ridge Gram matrix, 26 MB at 2,432
+# features) before a learn writes a new one: folding that many in when it is read costs about
+# 0.2 s, once per process, against a 26 MB write on every small learn.
+CHECKPOINT_ROWS = 1024
 
 
 class IntentLearner(Editing):
@@ -54,6 +60,7 @@ class IntentLearner(Editing):
         self._tx = Transactions(workspace, self.stores, self.snapshots, lambda: self.state, self._adopt)
         self._cache: EmbeddingCache | None = None
         self._evidence: tuple[tuple[int, str], Exemplars] | None = None
+        self._stats: tuple[list[str], list[str], ClassStats] | None = None  # exemplar ids, labels, theirs
         self._adopt(state)
 
     @classmethod
@@ -236,13 +243,17 @@ class IntentLearner(Editing):
                 batch = step.batch(x, labels, texts, task, len(old.tasks) + 1, source)
                 committed = self.snapshots.records(old)
                 memory, held = committed["exemplars"], committed["holdout"]
-                done = step.learn(old, self._with_statistics(), batch, memory, held, holdout, start, encoded)
+                done = step.learn(
+                    old, self._with_statistics(), batch, memory, held, holdout, start, encoded, self._class_stats(old)
+                )
                 planned = time.perf_counter()
                 added = {"exemplars": done.added, "holdout": done.test}
                 if old.examples is not None:
                     added["examples"] = done.train
-                snap = self._commit(done.state, done.strategy, added, snapshot=True, statistics=True)
+                snap = self._commit(done.state, done.strategy, added, snapshot=True, statistics="due")
         finished = time.perf_counter()
+        if done.stats is not None:
+            self._stats = (done.state.live("exemplars"), list(done.state.labels), done.stats)
         timings = {"encode": round(encoded - start, 4), **done.timings, "commit": round(finished - planned, 4)}
         return done.report(old, snap.name if snap else None, round(finished - start, 4), timings)
 
@@ -252,11 +263,25 @@ class IntentLearner(Editing):
         strategy: Strategy,
         added: dict[str, Records],
         snapshot: bool = False,
-        statistics: bool = False,
+        statistics: Literal["keep", "due", "write"] = "keep",
     ) -> SnapshotInfo | None:
-        """Commit ``state`` with ``strategy``'s weights (and, if they changed, its statistics)."""
+        """Commit ``state`` with ``strategy``'s weights, and its statistics: as they were
+        (``keep``), written now (``write``: an edit or a restore, which may drop examples the
+        checkpoint holds), or written once ``CHECKPOINT_ROWS`` examples have been learned since
+        the checkpoint (``due``: a learn only adds examples, folded in when it is read)."""
         tensors = strategy.tensors() if strategy.n_classes else {}
-        stats = strategy.statistics() if statistics and strategy.n_classes else None
+        stats = None
+        if statistics != "keep" and strategy.n_classes:
+            newest = state.tasks[-1].id if state.tasks else 0
+            since = self.state.statistics_task
+            if since is None:  # a checkpoint of its generation
+                since = self.state.tasks[-1].id if self.state.tasks else 0
+            rows = sum(len(ids) for t, by in (state.examples or {}).items() if int(t) > since for ids in by.values())
+            due = self.state.statistics is None or rows >= CHECKPOINT_ROWS
+            if statistics == "write" or state.examples is None or due:
+                stats, state.statistics_task = strategy.statistics(), newest
+            else:
+                state.statistics_task = since
         if state.examples is None and stats:  # nothing to derive them from: every generation keeps them
             tensors, stats = {**tensors, **stats}, None
         return self._tx.commit(state, tensors, added, lambda s: self._adopt(s, strategy), snapshot, stats)
@@ -290,7 +315,7 @@ class IntentLearner(Editing):
             with attempt:
                 plan = self.snapshots.restore(name, self.state)
                 strategy = self._restored_head(plan.state, plan.tensors)
-                self._commit(plan.state, strategy, plan.missing, snapshot=plan.save_present, statistics=True)
+                self._commit(plan.state, strategy, plan.missing, snapshot=plan.save_present, statistics="write")
         return plan.info
 
     def rollback(self) -> SnapshotInfo:
@@ -338,8 +363,16 @@ class IntentLearner(Editing):
         """The committed exemplar memory in process, built once per generation."""
         key = (self.state.generation, self.state.updated)
         if self._evidence is None or self._evidence[0] != key:
+            # Its class statistics are fitted on the rows as Chroma returns them, not taken from the
+            # learn (which added rows as encoded): a reopened workspace then predicts bit for bit alike.
             self._evidence = (key, Exemplars(self.memory.load(self.state.live("exemplars")), self.state.labels))
         return self._evidence[1]
+
+    def _class_stats(self, state: WorkspaceState) -> ClassStats | None:
+        """The class statistics of ``state``'s exemplars, if this process's last learn made them."""
+        if self._stats is None or self._stats[1] != state.labels or self._stats[0] != state.live("exemplars"):
+            return None
+        return self._stats[2]
 
     # ----------------------------------------------------------------- knowing what it does not know
     def calibrate(

@@ -4,7 +4,8 @@ before the types existed (old workspaces load unchanged).
 It names everything live: the labels (the head's column order), the tasks, the ids of every
 learned example per task and label (the head is derived from them), of the exemplar and
 held-out records, the held-out accuracy after every learn, the fitted rejection threshold, the
-weights blob of this generation and the statistics blob (the newest generation's only)."""
+weights blob of this generation and the statistics checkpoint (the newest one only: the learns
+since it are folded in when it is read)."""
 
 from __future__ import annotations
 
@@ -58,6 +59,7 @@ class WorkspaceState:
     weights_sha256: str | None = None
     statistics: str | None = None
     statistics_sha256: str | None = None
+    statistics_task: int | None = None  # the newest task the checkpoint holds (None: every task)
 
     @classmethod
     def new(cls, config: WorkspaceConfig) -> WorkspaceState:
@@ -120,6 +122,8 @@ class WorkspaceState:
             out["weights_sha256"] = self.weights_sha256
         if self.statistics is not None:
             out["statistics"], out["statistics_sha256"] = self.statistics, self.statistics_sha256
+            if self.statistics_task is not None:
+                out["statistics_task"] = self.statistics_task
         if self.calibration is not None:
             out["ood"] = self.rejection_json()
         return out
@@ -160,6 +164,7 @@ class WorkspaceState:
                 weights_sha256=d.get("weights_sha256"),
                 statistics=d.get("statistics"),
                 statistics_sha256=d.get("statistics_sha256"),
+                statistics_task=None if d.get("statistics_task") is None else int(d["statistics_task"]),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise WorkspaceError(f"{where} is malformed: {type(exc).__name__}: {exc}") from exc

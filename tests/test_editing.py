@@ -145,3 +145,58 @@ def test_purge_leaves_no_byte_of_the_text(tmp_path, encoder, data):
     again.restore("before")  # a rewritten snapshot restores, without the erased text
     assert all(e.text != secret for e in again.examples()) and len(again.labels) == 20
     again.learn(["one more example of it"], [learns[0][1][0]])
+
+
+def small_learns(learns, intents: int = 3, rows: int = 20) -> list[tuple[list[str], list[str], np.ndarray]]:
+    """One learn per intent of the second CLINC150 learn, ``rows`` examples each (new intents)."""
+    texts, labels, x = learns[1]
+    out = []
+    for label in list(dict.fromkeys(labels))[:intents]:
+        picked = [r for r, y in enumerate(labels) if y == label][:rows]
+        out.append(([texts[r] for r in picked], [label] * len(picked), x[picked]))
+    return out
+
+
+def test_the_gram_matrix_is_a_checkpoint_and_learns_since_are_folded_in(tmp_path, encoder, data, monkeypatch):
+    """Small learns keep the last statistics checkpoint (no 26 MB write each); a process that opens
+    the workspace later folds the learns since into it, and answers like one that never closed."""
+    learns, _, _, test_x = data
+    a = learn_all(tmp_path / "a", encoder, learns[:1])
+    b = learn_all(tmp_path / "b", encoder, learns[:1])
+    checkpoint = a.state.statistics
+    small = small_learns(learns)
+    for i, (texts, labels, x) in enumerate(small[:2]):
+        for learner in (a, b):
+            learner.learn_vectors(x, labels, task=f"s{i}", texts=texts)
+    assert a.state.statistics == checkpoint and a.state.statistics_task == 1
+    assert len(list((a.path / "statistics").iterdir())) == 1
+    a.close()
+    a = IntentLearner.open(tmp_path / "a", encoder=encoder)
+    texts, labels, x = small[2]
+    for learner in (a, b):
+        learner.learn_vectors(x, labels, task="s2", texts=texts)
+    assert_same_answers(a, b, test_x)
+    derived, kept = a._with_statistics().statistics()["gram_upper"], b.strategy.statistics()["gram_upper"]
+    assert float((derived - kept).abs().max()) < 1e-6 * float(kept.abs().max())  # Chroma's copies: last bits
+
+    monkeypatch.setattr("agent_il.learner.CHECKPOINT_ROWS", 40)  # the learns since now reach it
+    texts, labels, x = small_learns(learns, intents=4)[3]
+    a.learn_vectors(x, labels, task="s3", texts=texts)
+    assert a.state.statistics != checkpoint and a.state.statistics_task == a.state.tasks[-1].id
+    monkeypatch.undo()
+
+    a.rename_intent(labels[0], "renamed")  # an edit may drop examples: it always writes one
+    assert a.state.statistics_task == a.state.tasks[-1].id
+    written = a.state.statistics
+    a.learn_vectors(small[0][2], small[0][1], task="s4", texts=small[0][0])
+    a.close()
+    (a.path / written).unlink()  # lost: derived again from every stored example
+    a = IntentLearner.open(tmp_path / "a", encoder=encoder)
+    b.learn_vectors(x, labels, task="s3", texts=texts)
+    b.rename_intent(labels[0], "renamed")
+    b.learn_vectors(small[0][2], small[0][1], task="s4", texts=small[0][0])
+    assert_same_answers(a, b, test_x)
+    texts, labels, x = small_learns(learns, intents=5)[4]
+    for learner in (a, b):
+        learner.learn_vectors(x, labels, task="s5", texts=texts)
+    assert_same_answers(a, b, test_x)

@@ -16,6 +16,7 @@ from agent_il import IntentLearner, InvalidInputError
 from agent_il.cli import app
 from agent_il.config import DEFAULT_SCORE
 from agent_il.ood import calibration
+from agent_il.ood.scores import ClassStats
 from agent_il.results import UNKNOWN
 
 QUICKSTART = Path(__file__).resolve().parent.parent / "examples" / "data" / "quickstart"
@@ -221,3 +222,15 @@ def test_cli_unknown_inbox_calibrate_discover(tmp_path):
         assert "Example" in CliRunner().invoke(app, [*command, "--help"]).stdout, command
     bad = CliRunner().invoke(app, ["inbox", "learn", "nope", "--as", "x", "--home", str(home)])
     assert bad.exit_code == 1 and "no inbox cluster" in bad.stderr
+
+
+def test_class_statistics_updated_by_the_rows_that_change_equal_a_fresh_fit():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((400, 16)).astype(np.float32)
+    y = rng.integers(0, 5, 400)
+    before = ClassStats.fit(x[:300], y[:300], 5)
+    # a learn adds a sixth class and drops 40 exemplars of the first ones
+    after = before.updated((x[300:], np.full(100, 5)), (x[:40], y[:40]), 6)
+    fresh = ClassStats.fit(x[40:], np.concatenate([y[40:300], np.full(100, 5)]), 6)
+    for field in ("means", "counts", "precision", "background_mean", "background_precision"):
+        assert np.allclose(getattr(after, field), getattr(fresh, field), atol=1e-10), field

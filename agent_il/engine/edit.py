@@ -117,6 +117,18 @@ def revision(
     return [old_col.get(y) for y in new.labels], change
 
 
+def basis(state: WorkspaceState, task: int) -> WorkspaceState:
+    """What a statistics checkpoint whose newest task is ``task`` was written for: the learns
+    since then only added tasks and appended their new labels (an edit writes a checkpoint)."""
+    later = {y for t in state.tasks if t.id > task for y in t.new_classes}
+    return replace(
+        state,
+        tasks=[t for t in state.tasks if t.id <= task],
+        labels=[y for y in state.labels if y not in later],
+        examples={t: by for t, by in (state.examples or {}).items() if int(t) <= task},
+    )
+
+
 def derive(strategy: Strategy, old: WorkspaceState, new: WorkspaceState, load: Loader) -> None:
     """Bring ``strategy`` (fitted on ``old``'s examples, statistics loaded) to ``new``'s."""
     order, change = revision(old, new, load)
@@ -214,13 +226,13 @@ def apply(old: WorkspaceState, head: Strategy, change: Change, load: Loader) -> 
     strategy.revise(order, revised, replay)
 
     both = load_after("holdout", state.live("holdout"))
-    raw = strategy.raw_scores(torch.from_numpy(both.x)) if both.ids else None
+    raw = strategy.recurring_scores(torch.from_numpy(both.x)) if both.ids else None
     logits = head_logits(strategy, raw) if raw is not None else None
     accuracy = _accuracy(old, state, head, raw, both, held_label)
     if state.evaluation and accuracy:  # the newest row of the accuracy matrix is the head as it is now
         state.evaluation[-1] = {**state.evaluation[-1], "accuracy": {str(t): a["after"] for t, a in accuracy.items()}}
     in_recent = set(recent.ids)
-    checks = at_learn(
+    checks, _ = at_learn(
         old,
         state,
         strategy,

@@ -135,6 +135,7 @@ class Step:
     added: Records  # new exemplar records
     accuracy: dict[int, dict[str, float | None]]
     checks: dict[str, Any]  # the LearnReport's calibration, confusions, conflicts
+    stats: ClassStats | None = None  # of the new exemplars, in the new label order
     timings: dict[str, float] = field(default_factory=dict)
 
     def report(
@@ -166,11 +167,13 @@ def learn(
     holdout: float,
     start: float,
     encoded: float,
+    memory_stats: ClassStats | None = None,
 ) -> Step:
     """Learn ``batch`` (one task: new records with label, task and time metadata) on top of
-    ``old`` and its ``head``, with the committed exemplars ``memory`` and held-out slices ``held``.
-    ``start`` and ``encoded``: when the learn began and its encoding ended (``perf_counter``); the
-    fit is timed from ``encoded``, so it includes reading the committed records."""
+    ``old`` and its ``head``, with the committed exemplars ``memory`` (and their class statistics
+    under ``old.labels`` if the caller has them) and held-out slices ``held``. ``start`` and
+    ``encoded``: when the learn began and its encoding ended (``perf_counter``); the fit is timed
+    from ``encoded``, so it includes reading the committed records."""
     state = old.copy()
     task_id = int(batch.metadatas[0]["task_id"])
     state.dim = state.dim or int(batch.x.shape[1])
@@ -194,7 +197,7 @@ def learn(
             by_label.setdefault(y, []).append(i)
         state.examples[str(task_id)] = by_label
     both = Records.concat([held, test])  # every held-out slice, in state.holdout order
-    held_logits = head_logits(strategy, strategy.raw_scores(torch.from_numpy(both.x))) if both.ids else None
+    held_logits = head_logits(strategy, strategy.recurring_scores(torch.from_numpy(both.x))) if both.ids else None
     accuracy = holdout_accuracy(old, state, head, both, held_logits)
     if test.ids or accuracy:
         state.evaluation.append({"after_task": task_id, "accuracy": {str(t): a["after"] for t, a in accuracy.items()}})
@@ -203,10 +206,12 @@ def learn(
     task = Task(task_id, name, seen, new_classes, counts, len(batch.ids), now(), round(time.perf_counter() - start, 4))
     state.tasks.append(task)
     state.updated = task.time
-    checks = at_learn(old, state, strategy, train, memory, added, [held, test], task_id, held_logits)
+    checks, stats = at_learn(
+        old, state, strategy, train, memory, added, [held, test], task_id, held_logits, memory_stats
+    )
     planned = time.perf_counter()
     timings = {"fit": round(fitted - encoded, 4), "memory": round(planned - fitted, 4)}
-    return Step(state, strategy, task, train, test, added, accuracy, checks, timings)
+    return Step(state, strategy, task, train, test, added, accuracy, checks, stats, timings)
 
 
 def at_learn(
@@ -219,18 +224,30 @@ def at_learn(
     held: list[Records],
     seed: int,
     held_logits: torch.Tensor | None = None,
-) -> dict[str, Any]:
+    memory_stats: ClassStats | None = None,
+) -> tuple[dict[str, Any], ClassStats | None]:
     """Recalibrate the threshold (into ``state.calibration``) and look for confusable intents and
-    conflicting labels. Returns the LearnReport's ``calibration``, ``confusions``, ``conflicts``."""
+    conflicting labels. Returns the LearnReport's ``calibration``, ``confusions``, ``conflicts``,
+    and the class statistics of the new exemplars (from ``memory_stats``, those of ``memory``
+    under ``old.labels``, plus the rows that changed, when given)."""
     labels = state.labels
     index = {y: i for i, y in enumerate(labels)}
     both = Records.concat([memory, added])
     pool = {i: r for r, i in enumerate(both.ids)}
-    rows = [pool[i] for i in state.live("exemplars")]
+    live = state.live("exemplars")
+    rows = [pool[i] for i in live]
     ex_x = both.x[rows] if rows else None
     ex_labels = [both.labels[r] for r in rows]
     stats = None
-    if ex_x is not None:
+    if ex_x is not None and memory_stats is not None and old.labels == labels[: len(old.labels)]:
+        kept = set(live)
+        dropped = memory.take([r for r, i in enumerate(memory.ids) if i not in kept])
+        stats = memory_stats.updated(
+            (added.x, np.array([index[y] for y in added.labels], dtype=np.int64)),
+            (dropped.x, np.array([index[y] for y in dropped.labels], dtype=np.int64)),
+            len(labels),
+        )
+    elif ex_x is not None:
         stats = ClassStats.fit(ex_x, np.array([index[y] for y in ex_labels]), len(labels))
     y_train = np.array([index[y] for y in train.labels])
     held_x = np.concatenate([r.x for r in held if len(r.ids)]) if any(len(r.ids) for r in held) else None
@@ -260,4 +277,4 @@ def at_learn(
     conflicts = diagnostics.conflicts(train, held[-1] if held else Records.empty(), memory, held[:-1])
     cal = state.rejection_json() or {}
     report = {k: cal[k] for k in ("score", "keep", "threshold", "source", "rows", "mode")}
-    return {"calibration": report, "confusions": confusions, "conflicts": conflicts}
+    return {"calibration": report, "confusions": confusions, "conflicts": conflicts}, stats

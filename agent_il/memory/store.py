@@ -35,6 +35,7 @@ class RecordStore:
             collection, embedding_function=None, configuration={"hnsw": {"space": "cosine"}}
         )
         self._rows: dict[str, _Row] = {}
+        self._last: Records | None = None  # the last load: the next one is often it plus a few
 
     def add(self, records: Records, generation: int = 0) -> None:
         """Add ``records`` for the commit of ``generation`` (readers of an older state skip
@@ -54,12 +55,25 @@ class RecordStore:
             self._col.delete(ids=ids[s : s + _BATCH])
         for i in ids:
             self._rows.pop(i, None)
+        self._last = None
 
     def load(self, ids: Sequence[str], *, from_chroma: bool = False) -> Records:
         """The records of ``ids``, in the order given; all of them must exist. ``from_chroma``
         reads every one from the store (to check it), not from what this process holds."""
         if not ids:
             return Records.empty()
+        if from_chroma:
+            return self._load(ids, from_chroma=True)
+        last = self._last
+        n = 0 if last is None else len(last.ids)
+        if last is not None and len(ids) >= n and list(ids[:n]) == last.ids:  # a learn adds at the end
+            out = last if len(ids) == n else Records.concat([last, self._load(ids[n:])])
+        else:
+            out = self._load(ids)
+        self._last = out
+        return out
+
+    def _load(self, ids: Sequence[str], *, from_chroma: bool = False) -> Records:
         rows = {} if from_chroma else {i: self._rows[i] for i in ids if i in self._rows}
         wanted = [i for i in ids if i not in rows]
         for s in range(0, len(wanted), _BATCH):
@@ -118,6 +132,7 @@ class RecordStore:
         self.delete(orphans)
         for i in self._rows.keys() - live:  # another writer dropped them
             del self._rows[i]
+            self._last = None
         return len(orphans)
 
     def count(self) -> int:

@@ -24,8 +24,9 @@ from agent_il.state import Calibration, WorkspaceState, now
 from agent_il.strategies.base import Strategy
 
 CALIBRATION_ROWS = 2000  # in-scope rows a learn calibrates on (random subset beyond that)
-# A learn with this many rows of its own calibrates on them alone; a smaller one adds the other
-# intents' exemplars (herding picks central ones, whose scores run high: a stricter threshold).
+# A learn with this many rows of its own (or with the held-out slices) calibrates on them alone; a
+# smaller one adds the other intents' exemplars (herding picks central ones, whose scores run
+# high: a stricter threshold).
 OWN_ROWS = 500
 OTHER_ROWS = 500  # of those exemplars: enough for a 5% quantile, and each costs a leave-one-out solve
 QUANTILES = 101  # the calibration score distribution kept in the state: 0%, 1%, ..., 100%
@@ -94,11 +95,12 @@ def calibrate_learn(
     left out while enough others remain, since the distance scores have seen them), plus the
     held-out slices ``held_x``. A strategy without leave-one-out scores calibrates on the held-out
     slices when there are any, else on its fitted scores (which run high, so it rejects more
-    than the keep rate asks). ``others`` (features, class, the size of
-    the class in its learn) are the exemplars of classes this learn did not touch, added when the
-    learn has fewer than ``OWN_ROWS`` rows, so that a small learn does not calibrate the whole
-    workspace on itself; they are scored leave-one-out too (by the head and against their class
-    mean). ``held_logits``: the head's :func:`head_logits` of ``held_x`` when the caller has them."""
+    than the keep rate asks). ``others`` (features, class, the size of the class in its learn)
+    are the exemplars of classes this learn did not touch, added when the learn and the held-out
+    slices together have fewer than ``OWN_ROWS`` rows, so that a small learn does not calibrate
+    the whole workspace on itself; they are scored leave-one-out too (by the head and against
+    their class mean). ``held_logits``: the head's :func:`head_logits` of ``held_x`` when the
+    caller has them."""
     rng = np.random.default_rng(seed)
     rows = np.flatnonzero(~exemplar)
     if len(rows) < 20:
@@ -107,7 +109,8 @@ def calibrate_learn(
         rows = np.sort(rng.choice(rows, CALIBRATION_ROWS, replace=False))
     counts = np.bincount(y, minlength=int(y.max()) + 1).astype(np.float64)
     lx, ly, lc = x[rows], y[rows], counts[y[rows]]
-    if others is not None and len(others[0]) and len(rows) < OWN_ROWS:
+    held_rows = 0 if held_x is None else len(held_x)
+    if others is not None and len(others[0]) and len(rows) + held_rows < OWN_ROWS:
         ox, oy, oc = others
         if len(ox) > OTHER_ROWS:
             pick = np.sort(rng.choice(len(ox), OTHER_ROWS, replace=False))

@@ -3,6 +3,7 @@ demand (``agent-il intents confusions``)."""
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from typing import Any
 
@@ -21,6 +22,7 @@ DUPLICATE_SIMILARITY = 0.95  # cosine above which two examples under different l
 EVIDENCE = 3  # example pairs shown per warning
 
 
+@functools.lru_cache(maxsize=1 << 16)  # every learn compares against the same stored texts
 def normalise_text(text: str) -> str:
     return " ".join(text.casefold().split())
 
@@ -97,10 +99,10 @@ def conflicts(train: Records, test: Records, memory: Records, held: list[Records
             if t is not None:
                 seen[normalise_text(t)].add(y)
     stored: dict[str, set[str]] = defaultdict(set)
-    for recs in (memory, *held):
+    for recs in (memory, *held):  # only the stored texts this learn has matter
         for t, y in zip(recs.texts, recs.labels):
-            if t is not None:
-                stored[normalise_text(t)].add(y)
+            if t is not None and (n := normalise_text(t)) in seen:
+                stored[n].add(y)
     out = []
     for text, ys in seen.items():
         if len(ys) > 1:

@@ -36,27 +36,42 @@ SHRINK = 0.3  # least covariance shrinkage toward a scaled identity; more with f
 class ClassStats:
     """Class means and one shared precision matrix of the exemplar memory, plus a background
     Gaussian of all exemplars. Rows of ``means`` follow the workspace's label order; a class with
-    no exemplars has a row of NaN and is skipped."""
+    no exemplars has a row of NaN and is skipped. ``scatter`` (``X^T X``) and ``sums`` (per class)
+    are the moments it was made from: sums, so :meth:`updated` reads only the rows that change."""
 
     means: np.ndarray
     counts: np.ndarray  # exemplars per class
     precision: np.ndarray
     background_mean: np.ndarray
     background_precision: np.ndarray
+    scatter: np.ndarray
+    sums: np.ndarray
 
     @classmethod
     def fit(cls, x: np.ndarray, y: np.ndarray, n_classes: int) -> ClassStats:
         """One pass over the rows (``X^T X`` and per-class sums); the rest is per class."""
-        n, dim = max(len(x), 1), x.shape[1]
-        counts = np.bincount(y, minlength=n_classes)
-        scatter = torch.zeros(dim, dim, dtype=torch.float64)
-        class_sums = torch.zeros(n_classes, dim, dtype=torch.float64)
-        labels = torch.from_numpy(np.asarray(y, dtype=np.int64))
-        for s in range(0, len(x), 16384):  # float64 a block at a time, not a float64 copy of all rows
-            block = torch.from_numpy(np.ascontiguousarray(x[s : s + 16384])).double()
-            scatter.addmm_(block.T, block)
-            class_sums.index_add_(0, labels[s : s + 16384], block)
-        scatter, sums = scatter.numpy(), class_sums.numpy()
+        scatter, sums = _moments(x, y, n_classes)
+        return cls._of(scatter, sums, np.bincount(y, minlength=n_classes))
+
+    def updated(
+        self, added: tuple[np.ndarray, np.ndarray], dropped: tuple[np.ndarray, np.ndarray], n_classes: int
+    ) -> ClassStats:
+        """The statistics with rows ``added`` and ``dropped`` (x, class), over ``n_classes``
+        (at least as many as now: new classes come last)."""
+        grow = n_classes - len(self.counts)
+        scatter, sums = self.scatter.copy(), np.pad(self.sums, ((0, grow), (0, 0)))
+        counts = np.pad(self.counts, (0, grow))
+        for (x, y), sign in ((added, 1), (dropped, -1)):
+            if len(x):
+                s, c = _moments(x, y, n_classes)
+                scatter += sign * s
+                sums += sign * c
+                counts += sign * np.bincount(y, minlength=n_classes)
+        return ClassStats._of(scatter, sums, counts)
+
+    @classmethod
+    def _of(cls, scatter: np.ndarray, sums: np.ndarray, counts: np.ndarray) -> ClassStats:
+        n = max(int(counts.sum()), 1)
         with np.errstate(invalid="ignore", divide="ignore"):
             means = sums / counts[:, None]  # NaN rows: classes without exemplars
         seen = counts > 0
@@ -65,9 +80,11 @@ class ClassStats:
         return cls(
             means=means,
             counts=counts,
-            precision=_shrunk_inverse(within / n, len(x)),
+            precision=_shrunk_inverse(within / n, int(counts.sum())),
             background_mean=background,
-            background_precision=_shrunk_inverse(scatter / n - np.outer(background, background), len(x)),
+            background_precision=_shrunk_inverse(scatter / n - np.outer(background, background), int(counts.sum())),
+            scatter=scatter,
+            sums=sums,
         )
 
     @functools.cached_property
@@ -87,6 +104,19 @@ class ClassStats:
     @functools.cached_property
     def background(self) -> _Gaussians:
         return _Gaussians(self.background_mean[None, :], self.background_precision)
+
+
+def _moments(x: np.ndarray, y: np.ndarray, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """``X^T X`` and the per-class sums of the rows, in float64."""
+    dim = x.shape[1]
+    scatter = torch.zeros(dim, dim, dtype=torch.float64)
+    class_sums = torch.zeros(n_classes, dim, dtype=torch.float64)
+    labels = torch.from_numpy(np.asarray(y, dtype=np.int64))
+    for s in range(0, len(x), 16384):  # float64 a block at a time, not a float64 copy of all rows
+        block = torch.from_numpy(np.ascontiguousarray(x[s : s + 16384])).double()
+        scatter.addmm_(block.T, block)
+        class_sums.index_add_(0, labels[s : s + 16384], block)
+    return scatter.numpy(), class_sums.numpy()
 
 
 def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -35,6 +35,10 @@ class Blobs(Protocol):
     def age(self, key: str) -> float: ...
     def size(self, key: str) -> int: ...
 
+    def stamp(self, key: str) -> str:
+        """A value that changes whenever the blob under ``key`` does, cheaper than reading it."""
+        ...
+
 
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
@@ -87,6 +91,10 @@ class DirectoryBlobs:
 
     def size(self, key: str) -> int:
         return self._stat(key).st_size
+
+    def stamp(self, key: str) -> str:
+        st = self._stat(key)  # a write renames a new file in: a new inode
+        return f"{st.st_ino}:{st.st_mtime_ns}:{st.st_size}"
 
     def clean(self, folders: Iterable[str]) -> int:
         """Remove temp files of writes that a crash interrupted; returns how many."""
@@ -164,3 +172,7 @@ class ChromaBlobs:
 
     def size(self, key: str) -> int:
         return int(self._info(key)["bytes"])
+
+    def stamp(self, key: str) -> str:
+        info = self._info(key)  # one small record, not the parts
+        return f"{info['nonce']}:{info['sha256']}"

@@ -55,16 +55,21 @@ class History(Snapshots):
         digests = tuple(sorted(self.digest(m) for m in manifests))
         if self._union is None or self._union[0] != digests:
             out: dict[str, set[str]] = {store: set() for store in STORES}
-            for m in manifests:
-                key = self.digest(m)
-                if key not in self._ids:  # the same bytes name the same records
-                    state = WorkspaceState.from_json(m["state"], f"snapshot {m['name']!r}")
-                    self._ids[key] = {store: frozenset(state.live(store)) for store in STORES}
+            for ids in self._each(manifests):
                 for store in STORES:
-                    out[store].update(self._ids[key][store])
-            self._ids = {k: v for k, v in self._ids.items() if k in digests}
+                    out[store].update(ids[store])
             self._union = (digests, {store: frozenset(ids) for store, ids in out.items()})
         return self._union[1]
+
+    def _each(self, manifests: list[dict[str, Any]]) -> list[dict[str, frozenset[str]]]:
+        """The ids each manifest names, per store (parsed once per manifest digest)."""
+        digests = {self.digest(m): m for m in manifests}
+        for key, m in digests.items():
+            if key not in self._ids:  # the same bytes name the same records
+                state = WorkspaceState.from_json(m["state"], f"snapshot {m['name']!r}")
+                self._ids[key] = {store: frozenset(state.live(store)) for store in STORES}
+        self._ids = {k: v for k, v in self._ids.items() if k in digests}
+        return [self._ids[k] for k in digests]
 
     def kept(self) -> dict[str, set[str]]:
         """What the stores must keep: the live state's records and every snapshot's (all of
@@ -76,10 +81,19 @@ class History(Snapshots):
         return {store: named[store] | set(live.live(store)) for store in STORES}
 
     def release(self, candidates: dict[str, set[str]]) -> None:
-        """Delete the ``candidates`` that neither the live state nor a snapshot names any more."""
-        kept = self.kept()
-        for store, ids in candidates.items():
-            self.stores[store].delete(ids - kept[store])
+        """Delete the ``candidates`` that neither the live state nor a snapshot names any more.
+        Most commits release nothing (a dropped snapshot names what the live state does), so
+        the candidates are checked one by one rather than against the union of every snapshot."""
+        live = self._current()
+        left = {store: ids.difference(live.live(store)) for store, ids in candidates.items()}
+        if not any(left.values()):
+            return
+        manifests, damaged = self.readable()
+        if damaged:
+            return  # a damaged snapshot may name any of them: kept until doctor sorts it out
+        each = self._each(manifests)
+        for store, ids in left.items():
+            self.stores[store].delete({i for i in ids if not any(i in named[store] for named in each)})
 
     def create(self, state: WorkspaceState, name: str | None = None) -> SnapshotInfo:
         """Save ``state`` under ``name`` (default: a timestamp). Call in the write turn."""
@@ -106,18 +120,26 @@ class History(Snapshots):
 
     def drop(self, name: str) -> None:
         """Delete snapshot ``name`` and the records only it still named."""
+        self.release(self._forget(name))
+
+    def _forget(self, name: str) -> dict[str, set[str]]:
+        """Delete snapshot ``name``; returns the records it named (for :meth:`release`)."""
         state = WorkspaceState.from_json(self._manifest(name)["state"], f"snapshot {name!r}")
         self.delete(name)
-        self.release({store: set(state.live(store)) for store in STORES})
+        return {store: set(state.live(store)) for store in STORES}
 
-    def trim(self, keep: int) -> None:
-        """Keep the newest ``keep`` automatic snapshots."""
+    def trim(self, keep: int) -> dict[str, set[str]]:
+        """Delete all but the newest ``keep`` automatic snapshots; returns the records they
+        named, for the caller's one :meth:`release` after its commit."""
         autos = self.auto_names()
+        named: dict[str, set[str]] = {store: set() for store in STORES}
         for name in autos[: max(0, len(autos) - keep)]:
             try:
-                self.drop(name)
+                for store, ids in self._forget(name).items():
+                    named[store] |= ids
             except InvalidInputError:  # another writer trimmed it first
                 pass
+        return named
 
     def restore(self, name: str, current: WorkspaceState) -> Restore:
         """What bringing back snapshot ``name`` on top of ``current`` takes."""
@@ -132,6 +154,7 @@ class History(Snapshots):
         state.generation = current.generation
         state.statistics = current.statistics  # the newest statistics: derived from them again
         state.statistics_sha256 = current.statistics_sha256
+        state.statistics_task = current.statistics_task
         missing = {}
         for store, recs in records.items():  # an old-style snapshot's own copies
             present = self.stores[store].existing(recs.ids)

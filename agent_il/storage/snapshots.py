@@ -60,7 +60,7 @@ def _manifest_key(name: str) -> str:
 class Snapshots:
     def __init__(self, blobs: Blobs) -> None:
         self.blobs = blobs
-        self._parsed: dict[str, tuple[str, dict[str, Any]]] = {}  # key -> (digest, manifest)
+        self._parsed: dict[str, tuple[str, dict[str, Any], str]] = {}  # key -> (digest, manifest, stamp)
 
     def save(self, name: str, created: str, state: dict[str, Any]) -> SnapshotInfo | None:
         """Save a snapshot of ``state`` (whose weights blob it shares); None if one of that name
@@ -87,20 +87,22 @@ class Snapshots:
     def _files(state: dict[str, Any]) -> dict[str, str]:
         return {state["weights"]: state["weights_sha256"]} if state.get("weights") else {}
 
-    def _manifest(self, name: str) -> dict[str, Any]:
+    def _manifest(self, name: str, listed: bool = False) -> dict[str, Any]:
+        """Snapshot ``name``'s manifest (``listed``: the name comes from :meth:`names` just now)."""
         key = _manifest_key(name)
-        if key not in self.blobs.keys(key):
+        if not listed and key not in self.blobs.keys(key):
             raise InvalidInputError(f"no snapshot named {name!r}")
         try:
+            stamp = self.blobs.stamp(key)
+            cached = self._parsed.get(key)
+            if cached is not None and cached[2] == stamp:  # each commit looks at every manifest
+                return cached[1]
             raw = self.blobs.get(key)
             digest = sha256(raw)
-            cached = self._parsed.get(key)
-            if cached is not None and cached[0] == digest:  # each learn re-reads every manifest
-                return cached[1]
             manifest = json.loads(raw)
             if not isinstance(manifest, dict) or not {"name", "created", "state", "files"} <= set(manifest):
                 raise ValueError("fields missing")
-            self._parsed[key] = (digest, manifest)
+            self._parsed[key] = (digest, manifest, stamp)
             return manifest
         except (WorkspaceError, ValueError) as exc:
             raise WorkspaceError(f"snapshot {name!r} is damaged: {exc}") from exc
@@ -137,7 +139,7 @@ class Snapshots:
         good, bad = [], []
         for name in self.names():
             try:
-                good.append(self._manifest(name))
+                good.append(self._manifest(name, listed=True))
             except WorkspaceError:
                 bad.append(name)
         return good, bad

@@ -118,8 +118,10 @@ class Transactions:
                 self.history.delete(snap.name)
             raise
         on_commit(committed)
-        self.history.trim(committed.config.auto_snapshots)
-        self.history.release({store: set(old.live(store)) - set(committed.live(store)) for store in STORES})
+        released = self.history.trim(committed.config.auto_snapshots)
+        for store in STORES:
+            released[store] |= set(old.live(store)) - set(committed.live(store))
+        self.history.release(released)
         _, in_use = self.history.tidy(min_age=self.orphan_age)
         self.workspace.collect_garbage(published, keep=in_use)
         return snap
