@@ -9,7 +9,6 @@ since it are folded in when it is read)."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any
@@ -88,8 +87,20 @@ class WorkspaceState:
         return [i for ids in getattr(self, store).values() for i in ids]
 
     def copy(self) -> WorkspaceState:
-        """A deep copy to compute a change on (through JSON: 4x faster than copy.deepcopy)."""
-        return WorkspaceState.from_json(json.loads(json.dumps(self.to_json())))
+        """A copy to compute a change on: its containers are new, their immutable contents (ids,
+        numbers, frozen tasks and settings) shared. A learn copies the state once; a copy that
+        made every id anew (as JSON would) costs ten times more at 15,000 examples."""
+        return replace(
+            self,
+            labels=list(self.labels),
+            tasks=list(self.tasks),
+            exemplars={k: list(v) for k, v in self.exemplars.items()},
+            holdout={k: list(v) for k, v in self.holdout.items()},
+            examples=None
+            if self.examples is None
+            else {t: {y: list(ids) for y, ids in by.items()} for t, by in self.examples.items()},
+            evaluation=[{**e, "accuracy": dict(e["accuracy"])} for e in self.evaluation],
+        )
 
     def rejection_json(self) -> dict[str, Any] | None:
         """Settings and fitted threshold together, as ``state["ood"]`` has them on disk."""

@@ -57,6 +57,7 @@ class RidgeStrategy(Strategy):
         self._factor: Tensor | None = None
         self._base: Tensor | None = None  # A0^-1 C, A0 = G + lambda I as last factored
         self._memo: tuple[Tensor, Tensor] | None = None  # inputs and features of recurring_scores
+        self._last_fit: tuple[Tensor, Tensor] | None = None  # the last fit's inputs and L^-1 h^T
         self._forget_rows()
 
     def config(self) -> dict[str, Any]:
@@ -107,6 +108,7 @@ class RidgeStrategy(Strategy):
         h = self._features(x).double()
         half = self._around_factor(h, weight)
         a = None if half is None else _back(half, self._factor)
+        self._last_fit = None if half is None else (x.float(), half)  # calibration scores them again
         self._fold(h, weight, a)
         for m, v in ((self.cross, h.T), (self._base, a)):
             if m is not None and v is not None:
@@ -170,6 +172,7 @@ class RidgeStrategy(Strategy):
         again; the temperature refitted on ``change.recent`` (the newest learn as it is now)."""
         self._start(change.x.shape[1])
         assert self.cross is not None
+        self._last_fit = None
         width = self.cross.shape[0]
         h = self._features(change.x).double() if len(change.x) else torch.zeros(0, width, dtype=torch.float64)
         w_old, w_new = change.w_old.double(), change.w_new.double()
@@ -221,6 +224,7 @@ class RidgeStrategy(Strategy):
         self._z = torch.zeros(width, 0, dtype=torch.float64)
         self._signs = torch.zeros(0, dtype=torch.float64)
         self._k_inv: Tensor | None = None
+        self._last_fit = None  # its solve was by the factor of then
 
     def _woodbury(self) -> tuple[Tensor, Tensor] | None:
         """``Z = A0^-1 U^T`` and ``(S + U Z)^-1`` of the rows folded in since the factorisation."""
@@ -280,7 +284,10 @@ class RidgeStrategy(Strategy):
     def leave_one_out(self, x: Tensor, y: Tensor, counts: Tensor) -> Tensor | None:
         if self.gram is None or self.weights is None:
             return None
-        return self._left_out(self._features(x).double(), balance_weights(counts), y, self.weights.double())
+        last, half = self._last_fit or (None, None)
+        if last is None or last.shape != x.shape or not torch.equal(last, x.float()):
+            half = None  # not the rows of the last fit (whose solve by the factor is kept)
+        return self._left_out(self._features(x).double(), balance_weights(counts), y, self.weights.double(), half)
 
     @torch.no_grad()
     def raw_scores(self, x: Tensor) -> Tensor:
