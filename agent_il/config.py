@@ -32,9 +32,9 @@ class MemoryBudget:
         if (self.per_class is None) == (self.total is None):
             raise InvalidInputError("set exactly one of memory per_class and total")
         if self.per_class is not None:
-            validation.positive_int(self.per_class, "memory per_class")
+            validation.positive_int(self.per_class, "memory per_class", validation.MAX_MEMORY)
         if self.total is not None:
-            validation.positive_int(self.total, "memory total")
+            validation.positive_int(self.total, "memory total", validation.MAX_MEMORY)
         if self.selection not in SELECTIONS:
             raise InvalidInputError(f"unknown selection {self.selection!r}; choose one of {SELECTIONS}")
 
@@ -76,7 +76,7 @@ class WorkspaceConfig:
     rejection: RejectionSettings = field(default_factory=RejectionSettings)
 
     def __post_init__(self) -> None:
-        validation.non_negative_int(self.auto_snapshots, "auto_snapshots")
+        validation.non_negative_int(self.auto_snapshots, "auto_snapshots", validation.MAX_AUTO_SNAPSHOTS)
 
     @classmethod
     def create(

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from agent_il import validation
 from agent_il.errors import InvalidInputError
 
 FORMATS = ("csv", "tsv", "jsonl", "json")
@@ -87,10 +88,14 @@ def _rows_from_table(path: Path, text: str, delimiter: str) -> tuple[list[str], 
     columns = [c for c in (reader.fieldnames or []) if c is not None]
     if not columns:
         raise DataError(f"{path}: no header line")
+    rows: list[tuple[int, dict[str, Any]]] = []
+    done = reader.line_num  # the lines read so far: a bad row starts on the next one
     try:
-        rows = [(reader.line_num, row) for row in reader]
+        for row in reader:
+            rows.append((reader.line_num, row))
+            done = reader.line_num
     except csv.Error as exc:
-        raise DataError(f"{path} line {reader.line_num}: {exc}") from None
+        raise DataError(f"{path} line {done + 1}: {exc}") from None
     return columns, rows
 
 
@@ -155,8 +160,10 @@ def read(
     label_col: str | None = None,
     split: str | None = None,
     labelled: bool = True,
+    max_chars: int | None = None,
 ) -> Dataset:
-    """Read texts (and labels, when ``labelled``) from ``path``."""
+    """Read texts (and labels, when ``labelled``) from ``path``; with ``max_chars`` (what ``learn``
+    accepts), a longer text is refused naming its line."""
     path = Path(path)
     fmt = _format(path, fmt)
     text = _text(path)
@@ -175,6 +182,8 @@ def read(
         t = row.get(tcol)
         if not isinstance(t, str) or not t.strip():
             raise DataError(f"{path} {where} {n}: empty or missing text")
+        if max_chars is not None and (why := validation.text_too_long(t, max_chars)):
+            raise DataError(f"{path} {where} {n}: the text {why}")
         texts.append(t)
         if lcol is not None:
             y = row.get(lcol)

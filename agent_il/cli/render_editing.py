@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from rich.markup import escape
 from rich.table import Table
 
-from agent_il.cli.render import _pct, forgetting_table, out
+from agent_il.cli.render import _n, _pct, forgetting_table, out
 
 if TYPE_CHECKING:
     from agent_il.results import EditReport, Example, IntentInfo
@@ -41,7 +41,8 @@ def intent_detail(info: IntentInfo, examples: list[Example]) -> None:
     if info.holdout_accuracy is not None:
         held += f" ({info.holdout_accuracy:.1f}% labelled right now)"
     out.print(
-        f"Intent [bold]{escape(info.label)}[/]: {info.examples} examples, {info.exemplars} exemplars, {held}; "
+        f"Intent [bold]{escape(info.label)}[/]: {_n(info.examples, 'example')}, "
+        f"{_n(info.exemplars, 'exemplar')}, {held}; "
         f"learned in {escape(', '.join(info.tasks)) or '-'}"
     )
     example_table(examples, label=False)
@@ -115,7 +116,7 @@ def edit_report(r: EditReport, snapshot_kept: bool = True) -> None:
             out.print(escape(f"  intents gone (no examples left): {', '.join(gone)}"))
     if r.action != "remove" and c["relabelled"]:
         out.print("  relabelled examples get new ids (--json maps old to new)")
-    out.print(f"Workspace: {r.classes_total} intents, {r.examples_total} examples.")
+    out.print(f"Workspace: {_n(r.classes_total, 'intent')}, {_n(r.examples_total, 'example')}.")
     if not r.exact:
         out.print("[yellow]note[/]: this strategy refits its head approximately; only ridge edits are exact")
     forgetting_table(r.holdout_accuracy, "edit")

@@ -3,9 +3,12 @@ confidence, the rejection score and the answer all derive from them."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import torch
 
+from agent_il import validation
 from agent_il.memory.store import RecordStore
 from agent_il.ood.evidence import Exemplars
 from agent_il.ood.scores import head_logits, rejections
@@ -31,6 +34,11 @@ def predict(
     scores, kept = rejections(score_name, state.calibration, head_logits(strategy, raw), x, memory.stats)
     out = []
     near = memory.nearest(x, evidence, store)
+    limit = validation.max_text_chars()  # evidence is cut to the longest learnable text
+    near = [
+        [e if e.text is None or len(e.text) <= limit else replace(e, text=validation.cut(e.text, limit)) for e in ev]
+        for ev in near
+    ]
     for n, (p_row, i_row, ev) in enumerate(zip(top_p.tolist(), top_i.tolist(), near)):
         top = [(state.labels[i], float(p)) for p, i in zip(p_row, i_row)]
         score = None if scores is None else float(scores[n])

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from agent_il import validation
 from agent_il.memory.records import Records
 
 DISTANCE = 0.5  # cosine distance at which clusters stop merging (chosen on CLINC150, benchmarks/discovery.py)
@@ -36,6 +37,8 @@ class Cluster:
 
 def cluster(records: Records, distance: float = DISTANCE, min_size: int = MIN_SIZE, examples: int = 5) -> list[Cluster]:
     """Candidate intents among ``records``, largest first."""
+    distance = validation.distance(distance, "distance")
+    min_size = validation.positive_int(min_size, "min_size")
     order = np.argsort(records.ids)  # the same inbox gives the same clusters
     recs = records.take(order.tolist())
     if len(recs.ids) < max(min_size, 2):
@@ -61,7 +64,7 @@ def cluster(records: Records, distance: float = DISTANCE, min_size: int = MIN_SI
                 key=hashlib.sha256("\n".join(ids).encode()).hexdigest()[:8],
                 size=len(rows),
                 ids=ids,
-                examples=[recs.texts[r] for r in ranked[:examples]],
+                examples=[validation.cut(recs.texts[r]) for r in ranked[:examples]],
                 closest_intent=Counter(recs.labels[r] for r in rows).most_common(1)[0][0],
                 cohesion=round(float(sims.mean()), 3),
             )

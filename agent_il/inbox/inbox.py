@@ -30,7 +30,9 @@ def records(x: np.ndarray, texts: list[str | None], closest: list[str], scores: 
     metas: list[dict[str, str | int | float]] = [
         {"label": c, "score": float(s), "time": stamp} for c, s in zip(closest, scores)
     ]
-    return Records(ids, x, list(texts), metas)
+    # The text is kept cut to the longest learnable text (the id still hashes all of it): anyone
+    # can send a message, and ``inbox learn`` learns these texts.
+    return Records(ids, x, [validation.cut(t) for t in texts], metas)
 
 
 class Inbox:
@@ -63,7 +65,7 @@ class Inbox:
         """Cluster the inbox into candidate new intents, largest first."""
         return discovery.cluster(
             self.items(),
-            distance=discovery.DISTANCE if distance is None else distance,
+            distance=discovery.DISTANCE if distance is None else validation.distance(distance, "distance"),
             min_size=discovery.MIN_SIZE if min_size is None else validation.positive_int(min_size, "min_size"),
         )
 

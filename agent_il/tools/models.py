@@ -27,8 +27,9 @@ class ToolLimits:
     evidence: int = 3  # stored examples returned with each classification
 
     def __post_init__(self) -> None:
-        for name in ("max_text_chars", "min_examples", "max_examples"):
+        for name in ("min_examples", "max_examples"):
             validation.positive_int(getattr(self, name), name)
+        validation.positive_int(self.max_text_chars, "max_text_chars", validation.MAX_TEXT_CHARS_LIMIT)
         if self.min_examples > self.max_examples:
             raise InvalidInputError(f"min_examples ({self.min_examples}) is above max_examples ({self.max_examples})")
         validation.non_negative_int(self.evidence, "evidence")
@@ -89,7 +90,8 @@ class Classification(ToolResult):
     evidence: list[EvidenceItem] = Field(description="Nearest stored examples, most similar first.")
 
     @classmethod
-    def from_prediction(cls, p: Prediction) -> Classification:
+    def from_prediction(cls, p: Prediction, max_text_chars: int | None = None) -> Classification:
+        """``max_text_chars``: evidence texts are cut to it (the tools' limit on a text)."""
         known = bool(getattr(p, "known", True))
         return cls(
             label=p.label if known else UNKNOWN,
@@ -98,7 +100,10 @@ class Classification(ToolResult):
             score=getattr(p, "score", None),
             top_k=[IntentScore(label=label, confidence=c) for label, c in p.top_k],
             evidence=[
-                EvidenceItem(text=e.text, label=e.label, task=e.task, similarity=e.similarity) for e in p.evidence
+                EvidenceItem(
+                    text=validation.cut(e.text, max_text_chars), label=e.label, task=e.task, similarity=e.similarity
+                )
+                for e in p.evidence
             ],
         )
 

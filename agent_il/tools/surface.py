@@ -196,7 +196,7 @@ class IntentTools:
         if not learner.labels:
             raise ToolError("no intents have been learned yet, so there is nothing to classify against")
         p = learner.predict([text], k=k, evidence=self.limits.evidence, inbox=self.inbox)[0]
-        return Classification.from_prediction(p)
+        return Classification.from_prediction(p, self.limits.max_text_chars)
 
     def _list_intents(self) -> IntentList:
         learner = self.learner

@@ -10,6 +10,9 @@ import typer
 
 from agent_il.cli.context import Format, Json, LabelCol, TextCol, emit, guarded
 
+MAX_TASKS = 10_000
+MAX_MEMORY_PER_CLASS = 100_000  # exemplars per class: more than any intent data set holds
+
 
 def register(app: typer.Typer) -> None:
     app.command()(bench)
@@ -27,7 +30,8 @@ def bench(
         Path | None, typer.Option("--test", help="Labelled test file (default: TRAIN's 'test' split).")
     ] = None,
     tasks: Annotated[
-        int | None, typer.Option("--tasks", help="Number of tasks (default: most tasks of >= 10 classes).")
+        str | None,
+        typer.Option("--tasks", metavar="INTEGER", help="Number of tasks (default: most tasks of >= 10 classes)."),
     ] = None,
     seeds: Annotated[
         list[str] | None, typer.Option("--seeds", help="Seeds: --seeds 0,1,2 or repeated (default 0 1 2).")
@@ -36,8 +40,8 @@ def bench(
         list[str] | None, typer.Option("--strategies", help="Strategies to compare (default: all, plus joint).")
     ] = None,
     memory_per_class: Annotated[
-        int, typer.Option("--memory-per-class", min=1, help="Exemplar budget for every strategy.")
-    ] = 20,
+        str, typer.Option("--memory-per-class", metavar="INTEGER", help="Exemplar budget for every strategy.")
+    ] = "20",
     quick: Annotated[bool, typer.Option("--quick", help="One seed and the first 3 tasks only: a smoke run.")] = False,
     out: Annotated[Path, typer.Option("--out", help="Directory for results.json, report.md and plots.")] = Path(
         "bench-results"
@@ -60,10 +64,12 @@ def bench(
 
     Example: `agent-il bench examples/data/clinc150/data_full.json --seeds 0,1,2 --out results/clinc150`
     """
-    from agent_il import strategies
+    from agent_il import strategies, validation
     from agent_il.bench import datasets, protocol, reports
     from agent_il.cli import render
 
+    n_tasks_asked = None if tasks is None else validation.integer(tasks, "--tasks", 1, MAX_TASKS, text=True)
+    memory = validation.positive_int(memory_per_class, "--memory-per-class", MAX_MEMORY_PER_CLASS, text=True)
     seed_list = _seeds(seeds) if seeds else [0, 1, 2]
     if quick:
         seed_list = seed_list[:1]
@@ -72,7 +78,13 @@ def bench(
         protocol.REFERENCE,
     ]
     corpus = datasets.read(train, test, fmt=fmt, text_col=text_col, label_col=label_col)
-    n_tasks = tasks or protocol.default_task_count(corpus.classes)
+    if n_tasks_asked is not None and n_tasks_asked > corpus.classes:  # refused before anything is encoded
+        from agent_il.errors import InvalidInputError
+
+        raise InvalidInputError(
+            f"--tasks must be between 1 and the number of classes ({corpus.classes}), got {n_tasks_asked}"
+        )
+    n_tasks = n_tasks_asked or protocol.default_task_count(corpus.classes)
     with datasets.Embeddings(model, cache_dir) as embed:
         with render.progress(enabled=not as_json, what="Encoding") as advance:
             train_split, test_split = datasets.encode(corpus, embed, on_progress=advance)
@@ -92,7 +104,7 @@ def bench(
                 names=names,
                 n_tasks=n_tasks,
                 seeds=seed_list,
-                memory_per_class=memory_per_class,
+                memory_per_class=memory,
                 limit_tasks=tasks_run,
                 on_task=tick,
             )
@@ -111,9 +123,14 @@ def bench(
 
 def _seeds(values: list[str]) -> list[int]:
     """``--seeds 0,1,2``, ``--seeds 0 --seeds 1`` or a mix of the two."""
+    from agent_il import validation
     from agent_il.errors import InvalidInputError
 
     try:
-        return [int(s) for v in values for s in v.split(",") if s.strip()]
-    except ValueError:
-        raise InvalidInputError(f"--seeds takes whole numbers, got {' '.join(values)}") from None
+        return [
+            validation.integer(s, "--seeds", 0, 2**32 - 1, text=True) for v in values for s in v.split(",") if s.strip()
+        ]
+    except InvalidInputError:
+        shown = " ".join(values)
+        shown = shown if len(shown) <= 40 else shown[:39] + "\u2026"
+        raise InvalidInputError(f"--seeds takes whole numbers from 0 to {2**32 - 1}, got {shown}") from None

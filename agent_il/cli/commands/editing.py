@@ -247,7 +247,9 @@ def examples_list(
     intent: Annotated[str | None, typer.Option("--intent", help="Only this intent's examples.")] = None,
     task: Annotated[str | None, typer.Option("--task", help="Only those of this learn (task name or id).")] = None,
     search: Annotated[str | None, typer.Option("--search", help="Only those whose text holds this (any case).")] = None,
-    limit: Annotated[int | None, typer.Option("--limit", min=1, help="Show at most this many.")] = None,
+    limit: Annotated[
+        str | None, typer.Option("--limit", metavar="INTEGER", help="Show at most this many (1 or more).")
+    ] = None,
     home: Home = None,
     as_json: Json = False,
 ) -> None:
@@ -255,10 +257,12 @@ def examples_list(
 
     Example: `agent-il examples list --intent pay_bill --search water`
     """
+    from agent_il import validation
     from agent_il.cli import render_editing
 
-    found = open_learner(ctx, home).examples(intent=intent, task=task, search=search, limit=limit)
-    emit({"examples": [e.to_dict() for e in found]}) if as_json else render_editing.example_table(found, limit=limit)
+    n = None if limit is None else validation.positive_int(limit, "--limit", text=True)
+    found = open_learner(ctx, home).examples(intent=intent, task=task, search=search, limit=n)
+    emit({"examples": [e.to_dict() for e in found]}) if as_json else render_editing.example_table(found, limit=n)
 
 
 @guarded

@@ -72,9 +72,14 @@ def calibrate(
 
     Example: `agent-il calibrate examples/data/clinc150/data_full.json --split oos_val`
     """
+    from agent_il import validation
     from agent_il.cli import render
     from agent_il.errors import InvalidInputError
 
+    if keep is not None:
+        keep = validation.keep_rate(keep, "--keep")
+    if threshold is not None:
+        threshold = validation.threshold(threshold, "--threshold")
     learner = open_learner(ctx, home, model)
     if file is None and keep is None and threshold is None:
         cal = learner.calibrator.setting()
@@ -94,7 +99,7 @@ def calibrate(
 @guarded
 def intents_confusions(
     ctx: typer.Context,
-    top: Annotated[int, typer.Option("--top", min=1, help="How many pairs to list.")] = 10,
+    top: Annotated[str, typer.Option("--top", metavar="INTEGER", help="How many pairs to list (1 or more).")] = "10",
     home: Home = None,
     as_json: Json = False,
 ) -> None:
@@ -105,16 +110,20 @@ def intents_confusions(
 
     Example: `agent-il intents confusions --top 5`
     """
+    from agent_il import validation
     from agent_il.cli import render
 
-    pairs = open_learner(ctx, home).confusions(top=top)
+    n = validation.positive_int(top, "--top", text=True)
+    pairs = open_learner(ctx, home).confusions(top=n)
     emit({"confusions": pairs}) if as_json else render.confusion_table(pairs)
 
 
 @guarded
 def inbox_list(
     ctx: typer.Context,
-    limit: Annotated[int, typer.Option("--limit", min=1, help="Show at most this many (newest last).")] = 50,
+    limit: Annotated[
+        str, typer.Option("--limit", metavar="INTEGER", help="Show at most this many (newest last; 1 or more).")
+    ] = "50",
     home: Home = None,
     as_json: Json = False,
 ) -> None:
@@ -122,17 +131,19 @@ def inbox_list(
 
     Example: `agent-il inbox list --limit 20`
     """
+    from agent_il import validation
     from agent_il.cli import render
 
+    limit_n = validation.positive_int(limit, "--limit", text=True)
     recs = open_learner(ctx, home).inbox.items()
     items = [
         {"id": i, "text": t, "closest": str(m["label"]), "score": m.get("score"), "time": m.get("time")}
         for i, t, m in zip(recs.ids, recs.texts, recs.metadatas)
     ]
     if as_json:
-        emit({"items": items[-limit:], "total": len(items)})
+        emit({"items": items[-limit_n:], "total": len(items)})
     else:
-        render.inbox_table(items[-limit:], len(items))
+        render.inbox_table(items[-limit_n:], len(items))
 
 
 @guarded
@@ -160,7 +171,7 @@ def inbox_clear(ctx: typer.Context, home: Home = None, as_json: Json = False) ->
     Example: `agent-il inbox clear`
     """
     n = open_learner(ctx, home).inbox.forget()
-    emit({"deleted": n}) if as_json else typer.echo(f"Removed {n} items from the inbox.")
+    emit({"deleted": n}) if as_json else typer.echo(f"Removed {n} {'item' if n == 1 else 'items'} from the inbox.")
 
 
 @guarded
@@ -170,7 +181,7 @@ def discover(
         float | None, typer.Option("--distance", help="Cosine distance at which clusters stop merging (default 0.5).")
     ] = None,
     min_size: Annotated[
-        int | None, typer.Option("--min-size", min=1, help="Smallest cluster to propose (default 3).")
+        str | None, typer.Option("--min-size", metavar="INTEGER", help="Smallest cluster to propose (default 3).")
     ] = None,
     home: Home = None,
     as_json: Json = False,
@@ -179,7 +190,11 @@ def discover(
 
     Example: `agent-il discover`, then `agent-il inbox learn KEY --as NEW_INTENT`
     """
+    from agent_il import validation
     from agent_il.cli import render
 
-    clusters = open_learner(ctx, home).inbox.discover(distance=distance, min_size=min_size)
+    if distance is not None:
+        distance = validation.distance(distance, "--distance")
+    size = None if min_size is None else validation.positive_int(min_size, "--min-size", text=True)
+    clusters = open_learner(ctx, home).inbox.discover(distance=distance, min_size=size)
     emit({"clusters": [c.to_dict() for c in clusters]}) if as_json else render.cluster_table(clusters)

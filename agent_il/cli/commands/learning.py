@@ -58,16 +58,28 @@ def learn(
 
     Example: `agent-il learn examples/data/quickstart/banking.csv --task banking --holdout 0.2`
     """
-    from agent_il import validation
+    from agent_il import data, validation
     from agent_il.cli import render
 
-    validation.fraction(holdout, "holdout")  # every argument is checked before the workspace is opened
+    validation.holdout(holdout, "--holdout")  # every argument is checked before the workspace is opened
     validation.task_name(task)
-    dataset = read_file(file, fmt, text_col, label_col, split, labelled=True)
+    dataset = data.read(
+        file,
+        fmt=fmt,
+        text_col=text_col,
+        label_col=label_col,
+        split=split,
+        labelled=True,
+        max_chars=validation.max_text_chars(),
+    )
     learner = open_learner(ctx, home, model)
     with render.progress(enabled=not as_json, what="Encoding") as advance:
         report = learner.learn(dataset.texts, dataset.labels, task=task, holdout=holdout, on_progress=advance)
-    emit(report.to_dict()) if as_json else render.learn_report(report)
+    if as_json:
+        emit(report.to_dict())
+    else:
+        render.learn_report(report)
+        render.repetition_warnings(dataset.texts, dataset.labels or [])
 
 
 @guarded
@@ -75,8 +87,12 @@ def predict(
     ctx: typer.Context,
     texts: Annotated[list[str] | None, typer.Argument(help="Texts to classify.", show_default=False)] = None,
     file: Annotated[Path | None, typer.Option("--file", help="Classify every text of this file instead.")] = None,
-    top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, help="How many labels to list per text.")] = 3,
-    evidence: Annotated[int, typer.Option("--evidence", min=0, help="Nearest stored examples to show per text.")] = 2,
+    top_k: Annotated[
+        str, typer.Option("--top-k", "-k", metavar="INTEGER", help="How many labels to list per text (1 or more).")
+    ] = "3",
+    evidence: Annotated[
+        str, typer.Option("--evidence", metavar="INTEGER", help="Nearest stored examples to show per text (0 or more).")
+    ] = "2",
     inbox: Annotated[bool, typer.Option("--inbox/--no-inbox", help="Keep texts rejected as unknown.")] = True,
     text_col: TextCol = None,
     fmt: Format = None,
@@ -89,15 +105,18 @@ def predict(
 
     Example: `agent-il predict "i was charged twice" "where is my card" --top-k 3`
     """
+    from agent_il import validation
     from agent_il.cli import render
     from agent_il.errors import InvalidInputError
 
+    k = validation.positive_int(top_k, "--top-k", text=True)  # numbers are checked here, so nan is an error: line
+    n_evidence = validation.non_negative_int(evidence, "--evidence", text=True)
     if bool(texts) == (file is not None):
         raise InvalidInputError("give texts to classify, or --file FILE, not both")
     if file is not None:
         texts = read_file(file, fmt, text_col, None, split, labelled=False).texts
     assert texts is not None
-    preds = open_learner(ctx, home, model).predict(texts, k=top_k, evidence=evidence, inbox=inbox)
+    preds = open_learner(ctx, home, model).predict(texts, k=k, evidence=n_evidence, inbox=inbox)
     if as_json:
         emit({"predictions": [render.prediction_dict(t, p) for t, p in zip(texts, preds)]})
     else:

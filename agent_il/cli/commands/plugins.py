@@ -11,6 +11,8 @@ import typer
 
 from agent_il.cli.context import Home, Json, emit, guarded, open_learner
 
+MAX_EXAMPLES = 10_000  # the most --max-examples allows in one learn_intent call
+
 
 def register(app: typer.Typer) -> None:
     app.command("plugins")(plugins)
@@ -51,8 +53,8 @@ def serve(
         str | None, typer.Option("--host", help="Address to bind with --transport http (default 127.0.0.1).")
     ] = None,
     port: Annotated[
-        int | None,
-        typer.Option("--port", min=1, max=65535, help="Port with --transport http (default 8765)."),
+        str | None,
+        typer.Option("--port", metavar="INTEGER", help="Port with --transport http, 1-65535 (default 8765)."),
     ] = None,
     allow_learning: Annotated[
         bool, typer.Option("--allow-learning", help="Offer learn_intent: let the agent teach itself new intents.")
@@ -67,11 +69,13 @@ def serve(
         ),
     ] = True,
     max_examples: Annotated[
-        int, typer.Option("--max-examples", min=1, help="Most examples one learn_intent call may give.")
-    ] = 100,
+        str,
+        typer.Option("--max-examples", metavar="INTEGER", help="Most examples one learn_intent call may give."),
+    ] = "100",
     max_text_chars: Annotated[
-        int, typer.Option("--max-text-chars", min=1, help="Longest text to classify or learn, in characters.")
-    ] = 1000,
+        str,
+        typer.Option("--max-text-chars", metavar="INTEGER", help="Longest text to classify or learn, in characters."),
+    ] = "1000",
     home: Home = None,
 ) -> None:
     """Serve the workspace's tools to agents through an adapter (e.g. an MCP server).
@@ -81,32 +85,36 @@ def serve(
 
     Example: `agent-il serve mcp --home ./kb`, or `agent-il serve mcp --transport http --port 8765`
     """
+    from agent_il import validation
     from agent_il.errors import InvalidInputError
     from agent_il.tools import adapters
     from agent_il.tools.adapters import DEFAULT_PORT, ServeOptions
     from agent_il.tools.models import ToolLimits
     from agent_il.tools.surface import IntentTools
 
+    port_n = None if port is None else validation.integer(port, "--port", 1, 65535, text=True)
+    n_examples = validation.positive_int(max_examples, "--max-examples", MAX_EXAMPLES, text=True)
+    n_chars = validation.positive_int(max_text_chars, "--max-text-chars", validation.MAX_TEXT_CHARS_LIMIT, text=True)
     plugin = adapters.load(adapter)
     if plugin.serve is None:
         raise InvalidInputError(f"adapter {adapter!r} is a library to import, not a server: {plugin.description}")
     if transport not in plugin.transports:
         raise InvalidInputError(f"adapter {adapter!r} serves over {', '.join(plugin.transports)}, not {transport!r}")
-    if transport == "stdio" and (host is not None or port is not None):
+    if transport == "stdio" and (host is not None or port_n is not None):
         raise InvalidInputError("--host and --port apply to --transport http; stdio talks over stdin/stdout")
-    host, port = host or "127.0.0.1", port or DEFAULT_PORT
+    host, port_n = host or "127.0.0.1", port_n or DEFAULT_PORT
     if not adapters.is_loopback(host) and not allow_remote:
         raise InvalidInputError(
             f"refusing to bind {host}: the server has no authentication, so anyone who can reach it could use "
             "it. Bind 127.0.0.1, or pass --allow-remote behind a proxy that authenticates."
         )
-    limits = ToolLimits(max_examples=max_examples, max_text_chars=max_text_chars)
+    limits = ToolLimits(max_examples=n_examples, max_text_chars=n_chars)
     learner = open_learner(ctx, home)
     tools = IntentTools(learner, allow_learning=allow_learning, limits=limits, inbox=inbox)
     if transport != "stdio":  # stdout is the protocol channel on stdio: say nothing there
         state = "enabled" if allow_learning else "disabled (--allow-learning enables it)"
-        typer.echo(f"agent-il: serving {adapter} over {transport} on {host}:{port}; learning {state}", err=True)
+        typer.echo(f"agent-il: serving {adapter} over {transport} on {host}:{port_n}; learning {state}", err=True)
     try:
-        plugin.serve(tools, ServeOptions(transport=transport, host=host, port=port))
+        plugin.serve(tools, ServeOptions(transport=transport, host=host, port=port_n))
     finally:
         learner.close()

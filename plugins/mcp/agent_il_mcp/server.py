@@ -109,6 +109,7 @@ def _tool(tools: IntentTools, spec: ToolSpec) -> Tool:
         structured_output=True,
     )
     tool.fn_metadata.arg_model = _AsSent  # read at each call; the published schema is already derived
+    tool.parameters["additionalProperties"] = False  # the published schema forbids unknown arguments too
     return tool
 
 
