@@ -10,7 +10,7 @@ import typer
 from typer.core import TyperGroup
 
 from agent_il.cli.commands import bench, editing, knowledge, learning, plugins, snapshots, workspace
-from agent_il.cli.context import Where
+from agent_il.cli.context import Where, set_debug
 
 # The order `agent-il --help` lists the commands in, whichever module registers them.
 ORDER = (
@@ -78,12 +78,21 @@ def root(
             "--wait", envvar="AGENT_IL_WAIT", help="Seconds to wait for a local workspace another process has open."
         ),
     ] = 0.0,
+    debug: Annotated[
+        bool,
+        typer.Option(
+            "--debug",
+            envvar="AGENT_IL_DEBUG",
+            help="On an error, print the traceback after the one-line message (for a bug report).",
+        ),
+    ] = False,
 ) -> None:
     """Teach an agent new intents from labelled examples, without forgetting the old ones.
 
     Workspaces are local directories (`--home`) or live on a Chroma server
     (`agent-il --chroma-url http://127.0.0.1:8000 --workspace support learn FILE`).
     """
+    set_debug(debug)
     ctx.obj = Where(chroma_url, workspace_name, tenant, database, wait)
 
 
