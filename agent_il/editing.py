@@ -51,6 +51,7 @@ class Editing:
     _cache: EmbeddingCache | None
     refresh: Callable[[], bool]
     _commit: Callable[..., SnapshotInfo | None]
+    _checkpoint_lost: bool
 
     def _with_statistics(self) -> Strategy:
         """The head with what a fit or an edit needs loaded: the checkpoint, read once per
@@ -65,6 +66,7 @@ class Editing:
             except WorkspaceError:
                 if self.state.examples is None:
                     raise
+                self._checkpoint_lost = True
                 fresh = strategies.make(self.state.config.strategy, self.state.config.strategy_config)
                 edit.derive(fresh, WorkspaceState.new(self.state.config), self.state, self._load)
                 self.strategy.load_statistics(fresh.statistics())
@@ -367,6 +369,8 @@ def _purge(learner: Editing, ids: list[str], texts: set[str], drop_snapshots: bo
         for store in STORES:
             learner.stores[store].delete(targets[store])
             found[store] = len(targets[store])
+        if learner.workspace.journal is not None:
+            found["journal entries rewritten"] = learner.workspace.journal.purge(everything)
         inbox = learner.inbox.store.with_texts(texts)
         learner.inbox.store.delete(inbox)
         found["inbox"] = len(inbox)

@@ -13,6 +13,10 @@ class WorkspaceError(AgentILError):
     """The workspace on disk is missing, locked, damaged or of another version."""
 
 
+class DamagedError(WorkspaceError):
+    """A file of the workspace does not match its checksum or cannot be parsed."""
+
+
 class ModelMismatchError(WorkspaceError, ValueError):
     """The workspace was built with another encoder or vector dimension."""
 

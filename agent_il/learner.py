@@ -21,7 +21,7 @@ from agent_il.encoding.encoder import Encoder, normalise_model_id
 from agent_il.engine import predict as predicting
 from agent_il.engine import step
 from agent_il.engine.metrics import FileEvaluation
-from agent_il.errors import InvalidInputError, ModelMismatchError, WorkspaceError
+from agent_il.errors import DamagedError, InvalidInputError, ModelMismatchError, WorkspaceError
 from agent_il.inbox.inbox import Inbox
 from agent_il.memory.records import Records
 from agent_il.memory.store import RecordStore
@@ -32,19 +32,14 @@ from agent_il.results import LearnReport, Prediction, Task
 from agent_il.state import STORES, WorkspaceState
 from agent_il.storage import open_workspace
 from agent_il.storage.base import Workspace
-from agent_il.storage.doctor import Diagnosis, diagnose
 from agent_il.storage.history import History
 from agent_il.storage.snapshots import SnapshotInfo
 from agent_il.storage.transaction import Transactions
 from agent_il.strategies.base import Strategy
-
-# Examples learned since the statistics checkpoint (the ridge Gram matrix, 26 MB at 2,432
-# features) before a learn writes a new one: folding that many in when it is read costs about
-# 0.2 s, once per process, against a 26 MB write on every small learn.
-CHECKPOINT_ROWS = 1024
+from agent_il.upkeep import Upkeep
 
 
-class IntentLearner(Editing):
+class IntentLearner(Editing, Upkeep):
     """Class-incremental intent classifier over frozen sentence embeddings, persisted in a
     workspace. Labels may be new or known in any ``learn``; no task id is needed to predict.
     ``snapshots`` (the history), ``inbox`` (inputs it could not place) and ``calibrator`` (when
@@ -61,6 +56,7 @@ class IntentLearner(Editing):
         self._cache: EmbeddingCache | None = None
         self._evidence: tuple[tuple[int, str], Exemplars] | None = None
         self._stats: tuple[list[str], list[str], ClassStats] | None = None  # exemplar ids, labels, theirs
+        self._checkpoint_lost = False  # the statistics blob was unreadable: the next commit writes one
         self._adopt(state)
 
     @classmethod
@@ -92,6 +88,7 @@ class IntentLearner(Editing):
         ``database``) and is shared with every process that opens it there; without it, ``path``
         is a directory with an embedded Chroma that one process at a time may open (another one
         waits ``wait`` seconds, then gets :class:`agent_il.storage.local.WorkspaceBusyError`)."""
+        wait = validation.wait_seconds(wait)  # AGENT_IL_WAIT / --wait reach here: no NaN, no negative
         ws = open_workspace(path, chroma_url=chroma_url, name=name, tenant=tenant, database=database, wait=wait)
         try:
             wanted = encoder.model_id if encoder is not None else (normalise_model_id(model) if model else None)
@@ -106,6 +103,12 @@ class IntentLearner(Editing):
             }
             state = _open_state(ws, asked, create)
             return cls(ws, state, encoder or Encoder(state.config.model, device=device))
+        except DamagedError as exc:
+            ws.close()
+            raise DamagedError(
+                f"{exc}; `agent-il doctor` lists what is damaged and which snapshots are intact, "
+                "`agent-il doctor --repair` goes back to the newest intact one"
+            ) from exc
         except BaseException:
             ws.close()
             raise
@@ -200,10 +203,10 @@ class IntentLearner(Editing):
         """Learn labelled texts as one task. New labels grow the head; known labels get more data.
         ``holdout`` keeps that fraction of each class aside as the task's test slice;
         ``on_progress(done, total)`` follows the encoding, the slow part."""
-        texts = validation.texts(texts)
+        texts = validation.texts(texts, max_chars=validation.max_text_chars())
         label_list = validation.labels(labels, len(texts))
         task = validation.task_name(task)
-        holdout = validation.fraction(holdout, "holdout")
+        holdout = validation.holdout(holdout)
         start = time.perf_counter()
         return self._learn(self._encode(texts, on_progress), label_list, texts, task, holdout, start, "texts")
 
@@ -220,11 +223,11 @@ class IntentLearner(Editing):
         x = validation.vectors(vectors, self.state.dim)
         label_list = validation.labels(labels, len(x))
         if texts is not None:
-            texts = validation.texts(texts)
+            texts = validation.texts(texts, max_chars=validation.max_text_chars())
             if len(texts) != len(x):
                 raise InvalidInputError(f"got {len(x)} vectors but {len(texts)} texts")
         task = validation.task_name(task)
-        return self._learn(x, label_list, texts, task, validation.fraction(holdout, "holdout"), start, "vectors")
+        return self._learn(x, label_list, texts, task, validation.holdout(holdout), start, "vectors")
 
     def _learn(
         self,
@@ -265,26 +268,16 @@ class IntentLearner(Editing):
         snapshot: bool = False,
         statistics: Literal["keep", "due", "write"] = "keep",
     ) -> SnapshotInfo | None:
-        """Commit ``state`` with ``strategy``'s weights, and its statistics: as they were
-        (``keep``), written now (``write``: an edit or a restore, which may drop examples the
-        checkpoint holds), or written once ``CHECKPOINT_ROWS`` examples have been learned since
-        the checkpoint (``due``: a learn only adds examples, folded in when it is read)."""
+        """Commit ``state`` with ``strategy``'s weights and, as :meth:`_statistics_to_write` says,
+        its statistics."""
         tensors = strategy.tensors() if strategy.n_classes else {}
-        stats = None
-        if statistics != "keep" and strategy.n_classes:
-            newest = state.tasks[-1].id if state.tasks else 0
-            since = self.state.statistics_task
-            if since is None:  # a checkpoint of its generation
-                since = self.state.tasks[-1].id if self.state.tasks else 0
-            rows = sum(len(ids) for t, by in (state.examples or {}).items() if int(t) > since for ids in by.values())
-            due = self.state.statistics is None or rows >= CHECKPOINT_ROWS
-            if statistics == "write" or state.examples is None or due:
-                stats, state.statistics_task = strategy.statistics(), newest
-            else:
-                state.statistics_task = since
+        stats = self._statistics_to_write(state, strategy, statistics)
         if state.examples is None and stats:  # nothing to derive them from: every generation keeps them
             tensors, stats = {**tensors, **stats}, None
-        return self._tx.commit(state, tensors, added, lambda s: self._adopt(s, strategy), snapshot, stats)
+        snap = self._tx.commit(state, tensors, added, lambda s: self._adopt(s, strategy), snapshot, stats)
+        if stats is not None:
+            self._checkpoint_lost = False
+        return snap
 
     def learn_inbox(self, key: str, label: str, **discover_args: Any) -> LearnReport:
         """Learn the inbox cluster ``key`` (as ``inbox.discover`` shows it now) as intent ``label``
@@ -297,38 +290,6 @@ class IntentLearner(Editing):
         )
         self.inbox.forget(recs.ids)
         return report
-
-    # ----------------------------------------------------------------- snapshots
-    def snapshot(self, name: str | None = None) -> SnapshotInfo:
-        """Save the workspace as it is now under ``name`` (default: a timestamp)."""
-        with self._tx.turn():
-            return self.snapshots.create(self.state, name)
-
-    def delete_snapshot(self, name: str) -> None:
-        with self._tx.turn():
-            self.snapshots.drop(name)
-
-    def restore(self, name: str) -> SnapshotInfo:
-        """Bring back the head, EWC state, labels, tasks and Chroma records of snapshot ``name``,
-        all at once or not at all. The current state is snapshotted first (``auto-``)."""
-        for attempt in self._tx.attempts():
-            with attempt:
-                plan = self.snapshots.restore(name, self.state)
-                strategy = self._restored_head(plan.state, plan.tensors)
-                self._commit(plan.state, strategy, plan.missing, snapshot=plan.save_present, statistics="write")
-        return plan.info
-
-    def rollback(self) -> SnapshotInfo:
-        """Undo the last learn (or restore): restore the newest automatic snapshot and drop it."""
-        info = self.restore(self.snapshots.newest_auto().name)
-        self.delete_snapshot(info.name)
-        return info
-
-    def doctor(self, orphan_age: float | None = None) -> Diagnosis:
-        """Check that head, metadata, memory and snapshots agree, and clean what interrupted
-        operations left (on a server, only leftovers older than ``orphan_age`` seconds)."""
-        age = self._tx.orphan_age if orphan_age is None else orphan_age
-        return diagnose(self.workspace, self.stores, self.snapshots, self._adopt, orphan_age=age)
 
     # ----------------------------------------------------------------- predicting
     def predict(self, texts: Sequence[str], k: int = 3, evidence: int = 3, inbox: bool = True) -> list[Prediction]:
@@ -389,6 +350,7 @@ class IntentLearner(Editing):
         intents). The workspace keeps the matching keep rate, so later learns recalibrate to it."""
         if sum(v is not None for v in (keep, threshold, texts)) != 1:
             raise InvalidInputError("give exactly one of keep, threshold, or labelled texts")
+        threshold = None if threshold is None else validation.threshold(threshold)
         if self.state.calibration is None:
             raise InvalidInputError("nothing to calibrate yet: learn first")
         fit = None

@@ -77,8 +77,8 @@ def learn_runs(learner: Any, intents: list[tuple[str, list[str]]]) -> dict[str, 
     the statistics checkpoint (the Gram matrix) once ``CHECKPOINT_ROWS`` examples have been
     learned since the last one, so a run long enough to reach it includes one; the write itself
     is also timed apart (encoded and written as a commit does)."""
-    from agent_il.learner import CHECKPOINT_ROWS
     from agent_il.storage.base import encode_tensors
+    from agent_il.upkeep import CHECKPOINT_ROWS
 
     walls, parts, bare, checkpoints = [], [], [], []
     model = learner.encoder.model

@@ -25,7 +25,7 @@ LAYERS: list[set[str]] = [
     {"encoding", "memory", "storage"},
     {"strategies"},
     {"engine", "ood", "inbox"},
-    {"editing", "data"},
+    {"editing", "upkeep", "data"},
     {"learner"},
     {"tools", "bench"},
     {"cli"},

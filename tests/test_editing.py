@@ -179,7 +179,7 @@ def test_the_gram_matrix_is_a_checkpoint_and_learns_since_are_folded_in(tmp_path
     derived, kept = a._with_statistics().statistics()["gram_upper"], b.strategy.statistics()["gram_upper"]
     assert float((derived - kept).abs().max()) < 1e-6 * float(kept.abs().max())  # Chroma's copies: last bits
 
-    monkeypatch.setattr("agent_il.learner.CHECKPOINT_ROWS", 40)  # the learns since now reach it
+    monkeypatch.setattr("agent_il.upkeep.CHECKPOINT_ROWS", 40)  # the learns since now reach it
     texts, labels, x = small_learns(learns, intents=4)[3]
     a.learn_vectors(x, labels, task="s3", texts=texts)
     assert a.state.statistics != checkpoint and a.state.statistics_task == a.state.tasks[-1].id

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 if TYPE_CHECKING:  # agent_il.storage loads torch: the types are only named, so the CLI stays fast to import
@@ -76,17 +77,42 @@ def learn_report(r: LearnReport) -> None:
     held = f" ({r.holdout_examples} held out)" if r.holdout_examples else ""
     out.print(
         f"Learned task {r.task.id} [bold]{r.task.name}[/] in {r.seconds:.2f} s: "
-        f"{len(r.new_classes)} new classes, {len(r.updated_classes)} updated, {r.examples} examples{held}."
+        f"{_n(len(r.new_classes), 'new class', 'new classes')}, {len(r.updated_classes)} updated, "
+        f"{_n(r.examples, 'example')}{held}."
     )
     if r.new_classes:
         out.print(f"  new: {', '.join(r.new_classes)}")
     if r.updated_classes:
         out.print(f"  updated: {', '.join(r.updated_classes)}")
-    out.print(f"Workspace: {r.classes_total} classes, {r.exemplars_total} exemplars in memory.")
+    out.print(f"Workspace: {_n(r.classes_total, 'class', 'classes')}, {_n(r.exemplars_total, 'exemplar')} in memory.")
     forgetting_table(r.holdout_accuracy, "learn")
     if r.snapshot:
         out.print(f"Snapshot of the state before: {r.snapshot} (agent-il rollback undoes this learn).")
     learn_warnings(r)
+
+
+def _n(count: int, one: str, many: str | None = None) -> str:
+    """``1 task``, ``2 tasks``."""
+    return f"{count} {one if count == 1 else (many or one + 's')}"
+
+
+REPEATED_MIN_ROWS = 10  # a class this large with at most half as many distinct texts is warned about
+
+
+def repetition_warnings(texts: list[str], labels: list[str]) -> None:
+    """Classes given mostly the same few texts: repeats weigh more, they teach nothing new."""
+    rows: dict[str, int] = {}
+    distinct: dict[str, set[str]] = {}
+    for t, y in zip(texts, labels):
+        rows[y] = rows.get(y, 0) + 1
+        distinct.setdefault(y, set()).add(" ".join(t.casefold().split()))
+    for y, n in rows.items():
+        d = len(distinct[y])
+        if n >= REPEATED_MIN_ROWS and d * 2 <= n:
+            out.print(
+                f"[yellow]warning[/]: {y} has {n} examples but only {_n(d, 'distinct text')}: repeated texts "
+                "weigh more, they do not teach the intent new phrasings"
+            )
 
 
 def forgetting_table(rows: list[dict[str, Any]], what: str) -> None:
@@ -152,7 +178,7 @@ def inbox_table(items: list[dict[str, Any]], total: int) -> None:
     if not items:
         out.print("the inbox is empty: predict puts inputs it rejects as unknown there")
         return
-    table = Table(title=f"{total} items in the inbox", title_justify="left")
+    table = Table(title=f"{_n(total, 'item')} in the inbox", title_justify="left")
     for col in ("text", "closest intent", "score"):
         table.add_column(col, justify="right" if col == "score" else "left")
     for i in items:
@@ -167,7 +193,8 @@ def cluster_table(clusters: list[Any]) -> None:
         return
     for c in clusters:
         out.print(
-            f"[bold]{c.key}[/]  {c.size} items, cohesion {c.cohesion:.2f}, closest known intent {c.closest_intent}"
+            f"[bold]{c.key}[/]  {_n(c.size, 'item')}, cohesion {c.cohesion:.2f}, "
+            f"closest known intent {c.closest_intent}"
         )
         for text in c.examples:
             out.print(f"    - {text if text is not None else '(vector)'}")
@@ -218,7 +245,7 @@ def matrix(summary: dict[str, Any], names: dict[int, str], plot: Path | None) ->
 
 
 def file_evaluation(r: FileEvaluation) -> None:
-    out.print(f"accuracy: {r.accuracy:.1f}% on {r.examples} examples")
+    out.print(f"accuracy: {r.accuracy:.1f}% on {_n(r.examples, 'example')}")
     table = Table(title="per task", title_justify="left")
     for col in ("task", "examples", "accuracy"):
         table.add_column(col, justify="left" if col == "task" else "right")
@@ -252,7 +279,8 @@ def task_table(tasks: list[Task]) -> None:
 
 def task_detail(d: dict[str, Any]) -> None:
     out.print(
-        f"Task {d['id']} [bold]{d['name']}[/], learned {d['time']} in {d['seconds']:.2f} s, {d['examples']} examples"
+        f"Task {d['id']} [bold]{d['name']}[/], learned {d['time']} in {d['seconds']:.2f} s, "
+        f"{_n(d['examples'], 'example')}"
     )
     table = Table()
     for col in ("class", "new here", "examples", "exemplars now"):
@@ -291,7 +319,8 @@ def bench_table(result: dict[str, Any], out_dir: Path) -> None:
 
     p = result["protocol"]
     table = Table(
-        title=f"{p['classes']} classes, {p['tasks']} tasks, seeds {p['seeds']}: mean ± std", title_justify="left"
+        title=f"{_n(p['classes'], 'class', 'classes')}, {_n(p['tasks'], 'task')}, seeds {p['seeds']}: mean ± std",
+        title_justify="left",
     )
     for i, col in enumerate(HEADER):
         table.add_column(col, justify="left" if i == 0 else "right")
@@ -317,6 +346,13 @@ def diagnosis(d: Diagnosis) -> None:
     for what, n in d.cleaned.items():
         if n:
             out.print(f"cleaned {n} {what}")
+    for done in d.repaired:
+        out.print(f"[green]repaired[/green]: {done}")
     for problem in d.problems:
-        out.print(f"[red]problem[/red]: {problem}")
+        out.print(f"[red]problem[/red]: {escape(problem)}")
+    if d.checked.get("snapshots"):
+        out.print(f"intact snapshots: {', '.join(d.intact) or 'none'}")
+    lost = any(p.startswith(("open", "state", "head", "weights")) for p in d.problems)
+    if lost and d.intact and not d.repaired:
+        out.print(f"agent-il doctor --repair: back to the newest intact snapshot ({d.intact[0]})")
     out.print("[green]ok[/green]" if d.ok else f"[red]{len(d.problems)} problem(s)[/red]")

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tempfile
 from pathlib import Path
 from typing import Any
+
+_log = logging.getLogger(__name__)
 
 
 def fsync_dir(path: Path) -> None:
@@ -18,8 +21,11 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via temp file + fsync + rename + directory fsync."""
+def write_bytes(path: Path, data: bytes, commit_point: bool = False) -> None:
+    """Write ``data`` to ``path`` via temp file + fsync + rename + directory fsync. At a
+    ``commit_point`` (the state a commit publishes) the rename is the commit: a failure to sync
+    the directory after it is logged, not raised, since the new state is in force and a caller
+    that took it for a failure would undo what that state names."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -31,11 +37,17 @@ def write_bytes(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    fsync_dir(path.parent)
+    try:
+        fsync_dir(path.parent)
+    except OSError as exc:
+        if not commit_point:
+            raise
+        _log.warning("%s is written; syncing its directory failed (%s): it may not survive a power loss", path, exc)
 
 
-def write_json(path: Path, obj: Any, indent: int | None = 2) -> None:
-    write_bytes(path, (json.dumps(obj, indent=indent, ensure_ascii=False) + "\n").encode())
+def write_json(path: Path, obj: Any, indent: int | None = 2, commit_point: bool = False) -> None:
+    data = (json.dumps(obj, indent=indent, ensure_ascii=False) + "\n").encode()
+    write_bytes(path, data, commit_point=commit_point)
 
 
 def remove_stale_temp_files(directory: Path) -> list[Path]:

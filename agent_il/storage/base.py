@@ -25,9 +25,10 @@ from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 from torch import Tensor
 
-from agent_il.errors import InvalidInputError, WorkspaceError
+from agent_il.errors import DamagedError, InvalidInputError, WorkspaceError
 from agent_il.state import READABLE_SCHEMAS, SCHEMA_VERSION
 from agent_il.storage.blobs import Blobs, sha256
+from agent_il.storage.journal import Journal
 
 STATE_FILE = "state.json"
 KEEP_GENERATIONS = 3  # weights of the newest generations stay readable for readers a step behind
@@ -64,6 +65,7 @@ class Workspace(abc.ABC):
     blobs: Blobs
     client: Any
     shared: bool  # True where other processes may commit at any time (server mode)
+    journal: Journal | None = None  # a copy of every record, where the Chroma store can be lost alone
 
     @abc.abstractmethod
     def exists(self) -> bool:
@@ -79,6 +81,16 @@ class Workspace(abc.ABC):
 
     def latest_generation(self) -> int:
         return int(self.read_state()["generation"])
+
+    def set_aside_store(self) -> str:
+        """Move a damaged Chroma store aside, renamed and kept, so that a new one can be made
+        (``doctor --repair``); returns where it went. Only an embedded workspace can."""
+        raise InvalidInputError("a Chroma server's own storage is its operator's to repair")
+
+    def replace_state(self, state: dict[str, Any]) -> None:
+        """Publish ``state`` whatever the one on record (which may be unreadable): ``doctor
+        --repair``. Its generation must be above every one used before."""
+        self._publish(state)
 
     @abc.abstractmethod
     def _publish(self, state: dict[str, Any]) -> None:
@@ -121,23 +133,28 @@ class Workspace(abc.ABC):
         return {**state, "schema": SCHEMA_VERSION, "generation": 0, "weights": None}
 
     def read_tensors(self, state: dict[str, Any]) -> dict[str, Tensor]:
+        """The weights the state names, checked against the digest it records."""
         if state["weights"] is None:
             return {}
         try:
-            return decode_tensors(self.blobs.get(state["weights"]))
-        except WorkspaceError:
-            raise
+            data = self.blobs.get(state["weights"])
+        except WorkspaceError as exc:
+            raise DamagedError(f"the weights of generation {state['generation']} are missing: {exc}") from exc
+        if state.get("weights_sha256") and sha256(data) != state["weights_sha256"]:
+            raise DamagedError(f"weights {state['weights']} of {self.location} do not match their checksum")
+        try:
+            return decode_tensors(data)
         except Exception as exc:  # truncated or tampered
-            raise WorkspaceError(f"cannot read weights {state['weights']} of {self.location}: {exc}") from exc
+            raise DamagedError(f"cannot read weights {state['weights']} of {self.location}: {exc}") from exc
 
     def read_statistics(self, state: dict[str, Any]) -> dict[str, Tensor]:
         """The newest generation's statistics (what the next fit needs), checked against their digest."""
         key = state.get("statistics")
-        if key is None:
-            return {}
+        if key is None:  # a repaired workspace: derived again from the examples
+            raise WorkspaceError(f"{self.location} has no statistics checkpoint")
         data = self.blobs.get(key)
         if sha256(data) != state.get("statistics_sha256"):
-            raise WorkspaceError(f"statistics {key} of {self.location} do not match their checksum")
+            raise DamagedError(f"statistics {key} of {self.location} do not match their checksum")
         return decode_tensors(data)
 
     def commit(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import os
 import time
 import uuid
@@ -17,7 +18,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Protocol
 
-from agent_il.errors import WorkspaceError
+from agent_il.errors import DamagedError, WorkspaceError
 from agent_il.storage import atomic
 
 PART_CHARS = 3_000_000  # base64 characters per Chroma record, well under the server's request limit
@@ -42,6 +43,28 @@ class Blobs(Protocol):
 
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def seal(doc: dict[str, Any]) -> dict[str, Any]:
+    """``doc`` with the SHA-256 of its JSON in a last field, ``checksum``: a flipped bit can leave
+    valid JSON (an id, a number), and only a checksum tells."""
+    return {**doc, "checksum": _digest(doc)}
+
+
+def unseal(doc: Any, where: str) -> dict[str, Any]:
+    """A document :func:`seal` wrote, checked and without its checksum (one written before
+    checksums were is taken as it is)."""
+    if not isinstance(doc, dict):
+        raise DamagedError(f"{where} is damaged: not a JSON object")
+    doc = dict(doc)
+    mark = doc.pop("checksum", None)
+    if mark is not None and mark != _digest(doc):
+        raise DamagedError(f"{where} is damaged: its content does not match its checksum")
+    return doc
+
+
+def _digest(doc: dict[str, Any]) -> str:
+    return sha256(json.dumps(doc, ensure_ascii=False).encode())  # JSON reads back in the order written
 
 
 class DirectoryBlobs:

@@ -26,9 +26,9 @@ from typing import Any
 from urllib.parse import urlparse
 
 from agent_il.encoding.cache import cache_path
-from agent_il.errors import InvalidInputError, WorkspaceError
+from agent_il.errors import DamagedError, InvalidInputError, WorkspaceError
 from agent_il.storage.base import Conflict, Workspace, check_schema
-from agent_il.storage.blobs import ChromaBlobs
+from agent_il.storage.blobs import ChromaBlobs, seal, unseal
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{1,62}[A-Za-z0-9]")
 KEEP_HEADS = 8  # older head records are deleted; a writer that far behind notices (see _publish)
@@ -168,8 +168,8 @@ class ServerWorkspace(Workspace):
                 try:
                     state = json.loads(str(got["metadatas"][0]["state"]))
                 except (KeyError, json.JSONDecodeError) as exc:
-                    raise WorkspaceError(f"{self.location}: head record is unreadable: {exc}") from exc
-                return check_schema(state, self.location)
+                    raise DamagedError(f"{self.location}: head record is unreadable: {exc}") from exc
+                return check_schema(unseal(state, f"{self.location}: the head record"), self.location)
         raise WorkspaceError(f"{self.location}: the state changed too fast to read")
 
     def latest_generation(self) -> int:
@@ -179,7 +179,7 @@ class ServerWorkspace(Workspace):
     def _publish(self, state: dict[str, Any]) -> None:
         generation = int(state["generation"])
         token = uuid.uuid4().hex
-        meta = {"kind": "head", "generation": generation, "writer": token, "state": json.dumps(state)}
+        meta = {"kind": "head", "generation": generation, "writer": token, "state": json.dumps(seal(state))}
         self._meta.add(ids=[_head_id(generation)], embeddings=[[0.0]], metadatas=[meta])
         got = self._meta.get(ids=[_head_id(generation)], include=["metadatas"])
         if not got["ids"] or got["metadatas"][0].get("writer") != token:

@@ -11,7 +11,7 @@ from typing import Any
 
 from torch import Tensor
 
-from agent_il.errors import InvalidInputError, ModelMismatchError
+from agent_il.errors import InvalidInputError, ModelMismatchError, WorkspaceError
 from agent_il.memory.records import Records
 from agent_il.memory.store import RecordStore
 from agent_il.state import STORES, WorkspaceState, now
@@ -119,7 +119,14 @@ class History(Snapshots):
         raise Conflict(f"automatic snapshot {name!r} kept changing under this writer")
 
     def drop(self, name: str) -> None:
-        """Delete snapshot ``name`` and the records only it still named."""
+        """Delete snapshot ``name`` and the records only it still named (a damaged one goes
+        without that: what it named is left to the next pruning, which no longer sees it)."""
+        if check_name(name) in self.names():
+            try:
+                self._manifest(name, listed=True)
+            except WorkspaceError:
+                self.delete(name)
+                return
         self.release(self._forget(name))
 
     def _forget(self, name: str) -> dict[str, set[str]]:
@@ -139,10 +146,13 @@ class History(Snapshots):
                     named[store] |= ids
             except InvalidInputError:  # another writer trimmed it first
                 pass
+            except WorkspaceError:  # damaged: kept for doctor to report, never a failed commit
+                pass
         return named
 
-    def restore(self, name: str, current: WorkspaceState) -> Restore:
-        """What bringing back snapshot ``name`` on top of ``current`` takes."""
+    def restore(self, name: str, current: WorkspaceState, save_present: bool = True) -> Restore:
+        """What bringing back snapshot ``name`` on top of ``current`` takes (``save_present``:
+        snapshot the present first; a rollback does not, it drops the snapshot it restores)."""
         if check_name(name) not in self.names():
             raise InvalidInputError(f"no snapshot named {name!r}")
         saved, tensors, records = self.load(name)  # a damaged one is refused here
@@ -159,8 +169,7 @@ class History(Snapshots):
         for store, recs in records.items():  # an old-style snapshot's own copies
             present = self.stores[store].existing(recs.ids)
             missing[store] = recs.take([i for i, rid in enumerate(recs.ids) if rid not in present])
-        # Restoring a named snapshot saves the present first; a rollback (auto) does not.
-        return Restore(info, state, tensors, missing, save_present=not info.auto)
+        return Restore(info, state, tensors, missing, save_present=save_present)
 
     def newest_auto(self) -> SnapshotInfo:
         autos = [s for s in self.list() if s.auto]

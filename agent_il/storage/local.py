@@ -17,6 +17,7 @@ import os
 import sqlite3
 import struct
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
@@ -24,10 +25,11 @@ from typing import Any, ClassVar
 from filelock import FileLock, Timeout
 
 from agent_il.encoding.cache import cache_path
-from agent_il.errors import WorkspaceError
+from agent_il.errors import DamagedError, WorkspaceError
 from agent_il.storage import atomic
 from agent_il.storage.base import STATE_FILE, Workspace, check_schema
-from agent_il.storage.blobs import DirectoryBlobs
+from agent_il.storage.blobs import DirectoryBlobs, seal, unseal
+from agent_il.storage.journal import Journal
 
 
 class WorkspaceBusyError(WorkspaceError):
@@ -48,6 +50,7 @@ class LocalWorkspace(Workspace):
         self.location = str(self.root)
         self.state_path = self.root / STATE_FILE
         self.blobs = DirectoryBlobs(self.root)
+        self.journal = Journal(self.blobs)
         self._wait = wait
         self._owned = False
         self._client: Any = None
@@ -68,7 +71,11 @@ class LocalWorkspace(Workspace):
                         "serves one process at a time: wait for it to finish (AGENT_IL_WAIT=SECONDS), or "
                         "share the knowledge base through a Chroma server (--chroma-url, see the README)"
                     ) from None
-                atomic.write_bytes(self.root / ".owner", f"{os.getpid()}\n".encode())
+                try:
+                    atomic.write_bytes(self.root / ".owner", f"{os.getpid()}\n".encode())
+                except BaseException:
+                    lock.release()  # a failed open (a full disk) must not keep the others out
+                    raise
                 entry = self._owners[self.root] = [lock, 0, threading.RLock()]
             entry[1] += 1
             self._owned = True
@@ -100,23 +107,44 @@ class LocalWorkspace(Workspace):
             import chromadb
             from chromadb.config import Settings
 
-            self._client = chromadb.PersistentClient(
-                path=str(self.root / "chroma"), settings=Settings(anonymized_telemetry=False)
-            )
+            try:
+                self._client = chromadb.PersistentClient(
+                    path=str(self.root / "chroma"), settings=Settings(anonymized_telemetry=False)
+                )
+            except Exception:
+                # Chroma keeps the half-made client of a store it could not open, per path; the
+                # next try in this process (doctor's, after the failed open) must try again.
+                from chromadb.api.client import SharedSystemClient
+
+                SharedSystemClient.clear_system_cache()
+                raise
         return self._client
 
     def exists(self) -> bool:
         return self.state_path.is_file()
+
+    def set_aside_store(self) -> str:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+        aside = self.root / f"chroma.damaged-{time.strftime('%Y%m%d-%H%M%S')}"
+        (self.root / "chroma").rename(aside)
+        (self.root / "chroma").mkdir(mode=0o700)
+        from chromadb.api.client import SharedSystemClient
+
+        SharedSystemClient.clear_system_cache()  # the damaged store's half-made client, by path
+        return str(aside)
 
     def create(self, state: dict[str, Any]) -> None:
         if self.root.exists() and not self.root.is_dir():
             raise WorkspaceError(f"{self.root} exists and is not a directory")
         if self.root.is_dir() and any(self.root.iterdir()) and not self.exists():
             raise WorkspaceError(f"{self.root} is a non-empty directory that is not an agent-il workspace")
-        for d in ("", "weights", "statistics", "snapshots", "chroma", "cache"):
+        for d in ("", "weights", "statistics", "snapshots", "journal", "chroma", "cache"):
             (self.root / d).mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.root.chmod(0o700)  # an existing (empty) directory is made private too, not left 0755
         self._own()
-        atomic.write_json(self.state_path, self.initial_state(state), indent=None)
+        atomic.write_json(self.state_path, seal(self.initial_state(state)), indent=None)
 
     def read_state(self) -> dict[str, Any]:
         try:
@@ -124,11 +152,11 @@ class LocalWorkspace(Workspace):
         except FileNotFoundError:
             raise WorkspaceError(f"no agent-il workspace at {self.root}") from None
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise WorkspaceError(f"{self.state_path} is unreadable: {exc}") from exc
-        return check_schema(state, str(self.state_path))
+            raise DamagedError(f"{self.state_path} is unreadable: {exc}") from exc
+        return check_schema(unseal(state, str(self.state_path)), str(self.state_path))
 
     def _publish(self, state: dict[str, Any]) -> None:
-        atomic.write_json(self.state_path, state, indent=None)  # a generation's ids: no indentation
+        atomic.write_json(self.state_path, seal(state), indent=None, commit_point=True)  # ids: no indentation
 
     @contextlib.contextmanager
     def writing(self) -> Iterator[None]:
@@ -140,7 +168,7 @@ class LocalWorkspace(Workspace):
         return store
 
     def clean_temporary(self, older_than: float = 0.0) -> int:
-        return self.blobs.clean(["", "weights", "statistics", "snapshots"])
+        return self.blobs.clean(["", "weights", "statistics", "snapshots", "journal"])
 
     def vacuum(self, ids: list[str]) -> dict[str, int]:
         """Chroma keeps an added record in its write-ahead log (text and embedding) until its

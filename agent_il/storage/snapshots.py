@@ -18,10 +18,10 @@ from typing import Any
 
 import torch
 
-from agent_il.errors import InvalidInputError, WorkspaceError
+from agent_il.errors import DamagedError, InvalidInputError, WorkspaceError
 from agent_il.memory.records import Records
 from agent_il.storage.base import decode_tensors
-from agent_il.storage.blobs import Blobs, sha256
+from agent_il.storage.blobs import Blobs, seal, sha256, unseal
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 AUTO_PREFIX = "auto-"
@@ -69,7 +69,7 @@ class Snapshots:
         if key in self.blobs.keys(key):
             return None
         manifest = {"name": name, "created": created, "state": state, "files": self._files(state)}
-        if not self.blobs.put(key, json.dumps(manifest, ensure_ascii=False).encode(), exclusive=True):
+        if not self.blobs.put(key, json.dumps(seal(manifest), ensure_ascii=False).encode(), exclusive=True):
             return None
         return self._info(manifest)
 
@@ -79,7 +79,7 @@ class Snapshots:
         manifest = self._manifest(name)
         old_files = [k for k in manifest["files"] if k.startswith(PREFIX)]
         manifest = {**manifest, "state": state, "files": self._files(state)}
-        self.blobs.put(_manifest_key(name), json.dumps(manifest, ensure_ascii=False).encode())
+        self.blobs.put(_manifest_key(name), json.dumps(seal(manifest), ensure_ascii=False).encode())
         for key in old_files:
             self.blobs.delete(key)
 
@@ -98,14 +98,14 @@ class Snapshots:
             if cached is not None and cached[2] == stamp:  # each commit looks at every manifest
                 return cached[1]
             raw = self.blobs.get(key)
-            digest = sha256(raw)
-            manifest = json.loads(raw)
-            if not isinstance(manifest, dict) or not {"name", "created", "state", "files"} <= set(manifest):
-                raise ValueError("fields missing")
-            self._parsed[key] = (digest, manifest, stamp)
-            return manifest
+            parsed = json.loads(raw)
         except (WorkspaceError, ValueError) as exc:
-            raise WorkspaceError(f"snapshot {name!r} is damaged: {exc}") from exc
+            raise DamagedError(f"snapshot {name!r} is damaged: {exc}") from exc
+        manifest = unseal(parsed, f"snapshot {name!r}")
+        if not {"name", "created", "state", "files"} <= set(manifest):
+            raise DamagedError(f"snapshot {name!r} is damaged: fields missing")
+        self._parsed[key] = (sha256(raw), manifest, stamp)
+        return manifest
 
     def _info(self, m: dict[str, Any]) -> SnapshotInfo:
         state = m["state"]
@@ -164,9 +164,9 @@ class Snapshots:
             try:
                 data[key] = self.blobs.get(key)
             except WorkspaceError:
-                raise WorkspaceError(f"snapshot {name!r} is damaged: {key} is missing") from None
+                raise DamagedError(f"snapshot {name!r} is damaged: {key} is missing") from None
             if sha256(data[key]) != digest:
-                raise WorkspaceError(f"snapshot {name!r} is damaged: {key} does not match its checksum")
+                raise DamagedError(f"snapshot {name!r} is damaged: {key} does not match its checksum")
         try:
             weights_key = manifest["state"].get("weights")
             weights = decode_tensors(data[weights_key]) if weights_key else {}
@@ -177,18 +177,19 @@ class Snapshots:
                 meta = json.loads(data[arrays_key.replace(".safetensors", ".records")])
                 records = {k: Records(m["ids"], arrays[k].numpy(), m["texts"], m["metadatas"]) for k, m in meta.items()}
         except Exception as exc:
-            raise WorkspaceError(f"snapshot {name!r} is damaged: {exc}") from exc
+            raise DamagedError(f"snapshot {name!r} is damaged: {exc}") from exc
         return manifest["state"], weights, records
 
     def delete(self, name: str) -> None:
-        manifest = self._manifest(name)
-        self.blobs.delete(_manifest_key(name))  # gone at once for readers; the rest is cleanup
-        self._delete_files(manifest)
-
-    def _delete_files(self, manifest: dict[str, Any]) -> None:
-        for key in manifest["files"]:
-            if key.startswith(PREFIX):
-                self.blobs.delete(key)
+        """Delete snapshot ``name``, its manifest first (gone at once for readers); a damaged
+        one's files go by their name."""
+        try:
+            files = [k for k in self._manifest(name)["files"] if k.startswith(PREFIX)]
+        except WorkspaceError:
+            files = [k for k in self.blobs.keys(f"{PREFIX}{name}-") if not _is_manifest(k)]
+        self.blobs.delete(_manifest_key(name))
+        for key in files:
+            self.blobs.delete(key)
 
     def tidy(self, min_age: float = 0.0) -> tuple[list[str], set[str]]:
         """One read of the manifests for the cleanup after a write: delete snapshot files no

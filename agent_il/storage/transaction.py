@@ -11,6 +11,7 @@ writer that loses the race to another one recomputes its change on top of the wi
 from __future__ import annotations
 
 import contextlib
+import logging
 import random
 import time
 from collections.abc import Callable, Iterator
@@ -24,6 +25,8 @@ from agent_il.state import STORES, WorkspaceState
 from agent_il.storage.base import Conflict, Workspace
 from agent_il.storage.history import History
 from agent_il.storage.snapshots import SnapshotInfo
+
+_log = logging.getLogger(__name__)
 
 ORPHAN_AGE = 900.0  # seconds before a shared server's unnamed records count as a dead writer's
 RETRIES = 20  # commits lost to other writers before a change gives up
@@ -105,23 +108,31 @@ class Transactions:
         snap, created = None, False
         if snapshot and old.config.auto_snapshots > 0:
             snap, created = self.history.auto(old)
+        journal = self.workspace.journal
+        entry = None
         try:
             for store, recs in added.items():
                 self.stores[store].add(recs, generation=old.generation + 1)
+            entry = journal.write(old.generation + 1, added) if journal is not None else None
             published = self.workspace.commit(state.to_json(), tensors, statistics)
             committed = WorkspaceState.from_json(published)
         except BaseException as error:
             for store, recs in added.items():  # this process cleans up after itself
                 self.stores[store].delete(recs.ids)
+            if entry is not None and journal is not None:
+                journal.delete(entry)
             # A writer that lost the race keeps the snapshot: the winner came from the same state.
             if created and snap is not None and not isinstance(error, Conflict):
                 self.history.delete(snap.name)
             raise
         on_commit(committed)
-        released = self.history.trim(committed.config.auto_snapshots)
-        for store in STORES:
-            released[store] |= set(old.live(store)) - set(committed.live(store))
-        self.history.release(released)
-        _, in_use = self.history.tidy(min_age=self.orphan_age)
-        self.workspace.collect_garbage(published, keep=in_use)
+        try:
+            released = self.history.trim(committed.config.auto_snapshots)
+            for store in STORES:
+                released[store] |= set(old.live(store)) - set(committed.live(store))
+            self.history.release(released)
+            _, in_use = self.history.tidy(min_age=self.orphan_age)
+            self.workspace.collect_garbage(published, keep=in_use)
+        except Exception as exc:  # the commit stands: a command that committed does not fail
+            _log.warning("committed; the cleanup after it is left to the next write or doctor: %s", exc)
         return snap

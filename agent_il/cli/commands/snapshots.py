@@ -47,8 +47,14 @@ def snapshot_list(ctx: typer.Context, home: Home = None, as_json: Json = False) 
     """
     from agent_il.cli import render
 
-    snaps = open_learner(ctx, home).snapshots.list()
-    emit({"snapshots": [s.to_dict() for s in snaps]}) if as_json else render.snapshot_table(snaps)
+    history = open_learner(ctx, home).snapshots
+    snaps, (_, damaged) = history.list(), history.readable()
+    if as_json:
+        emit({"snapshots": [s.to_dict() for s in snaps], "damaged": damaged})
+        return
+    render.snapshot_table(snaps)
+    for name in damaged:
+        typer.echo(f"damaged: {name} (agent-il doctor says why; agent-il snapshot delete {name} removes it)")
 
 
 @guarded

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from agent_il.cli.context import Home, Json, emit, guarded, open_learner, workspace_exists
+from agent_il.cli.context import Home, Json, emit, guarded, open_learner, where, workspace_exists
 
 
 def register(app: typer.Typer) -> None:
@@ -29,26 +29,37 @@ def init(
         str | None, typer.Option("--strategy", help="Learning rule: ridge (default), ewc-replay, replay, ewc or naive.")
     ] = None,
     memory_per_class: Annotated[
-        int | None, typer.Option("--memory-per-class", help="Exemplars kept per class (default 20).")
+        str | None,
+        typer.Option("--memory-per-class", metavar="INTEGER", help="Exemplars kept per class (default 20)."),
     ] = None,
     memory_total: Annotated[
-        int | None, typer.Option("--memory-total", help="Or: exemplars kept in all, shared by the classes.")
+        str | None,
+        typer.Option("--memory-total", metavar="INTEGER", help="Or: exemplars kept in all, shared by the classes."),
     ] = None,
     selection: Annotated[
         str, typer.Option("--selection", help="Which exemplars to keep: herding or random.")
     ] = "herding",
     auto_snapshots: Annotated[
-        int, typer.Option("--auto-snapshots", help="Automatic pre-learn snapshots to keep (0: none).")
-    ] = 10,
+        str,
+        typer.Option("--auto-snapshots", metavar="INTEGER", help="Automatic pre-learn snapshots to keep (0: none)."),
+    ] = "10",
     as_json: Json = False,
 ) -> None:
     """Create a workspace.
 
     Example: `agent-il init --home ./kb --strategy ewc-replay --memory-per-class 20`
     """
+    from agent_il import validation
     from agent_il.encoding.encoder import Encoder
     from agent_il.errors import WorkspaceError
 
+    per_class, total = (
+        None if v is None else validation.positive_int(v, flag, validation.MAX_MEMORY, text=True)
+        for v, flag in ((memory_per_class, "--memory-per-class"), (memory_total, "--memory-total"))
+    )
+    snapshots = validation.non_negative_int(
+        auto_snapshots, "--auto-snapshots", validation.MAX_AUTO_SNAPSHOTS, text=True
+    )
     exists, location = workspace_exists(ctx, home)
     if exists:
         raise WorkspaceError(f"{location} is already a workspace; use it, or choose another one")
@@ -60,10 +71,10 @@ def init(
         create=True,
         encoder=encoder,
         strategy=strategy,
-        memory_per_class=memory_per_class,
-        memory_total=memory_total,
+        memory_per_class=per_class,
+        memory_total=total,
         selection=selection,
-        auto_snapshots=auto_snapshots,
+        auto_snapshots=snapshots,
     )
     info = learner.status()
     if as_json:
@@ -86,15 +97,35 @@ def status(ctx: typer.Context, home: Home = None, as_json: Json = False) -> None
 
 
 @guarded
-def doctor(ctx: typer.Context, home: Home = None, as_json: Json = False) -> None:
+def doctor(
+    ctx: typer.Context,
+    home: Home = None,
+    repair: Annotated[
+        bool,
+        typer.Option(
+            "--repair",
+            help="Bring the workspace back to its newest intact state: the newest intact snapshot "
+            "if the state or its weights are damaged, the statistics derived again if they are.",
+        ),
+    ] = False,
+    as_json: Json = False,
+) -> None:
     """Check that head, metadata, memory and snapshots agree; clean what interrupted commands left.
 
-    Exit status 1 if a problem remains. On a Chroma server, leftovers are cleaned once 15 minutes
-    old, so that writes in progress elsewhere are left alone.
+    Lists every problem it finds (a workspace too damaged to open included) and which snapshots
+    are intact. Exit status 1 if a problem remains. On a Chroma server, leftovers are cleaned
+    once 15 minutes old, so that writes in progress elsewhere are left alone.
 
-    Example: `agent-il doctor --home ./kb`
+    Example: `agent-il doctor --home ./kb --repair`
     """
-    found = open_learner(ctx, home).doctor()
+    from agent_il.learner import IntentLearner
+
+    exists, location = workspace_exists(ctx, home)
+    if not exists:
+        from agent_il.errors import WorkspaceError
+
+        raise WorkspaceError(f"no workspace at {location}")
+    found = IntentLearner.check(**where(ctx).location(home), repair=repair)
     if as_json:
         emit(found.to_dict())
     else:
