@@ -115,14 +115,14 @@ def test_exception_during_commit_rolls_back_memory(learned, clinc, encoder, monk
     before_preds = learned.predict(probe_texts, k=3, evidence=2)
     before_state = (learned.path / "state.json").read_bytes()
     before_ids = learned.memory.all_ids()
-    write_json = atomic.write_json
+    write_bytes = atomic.write_bytes
 
-    def fail_on_state(path, obj, **kwargs):
+    def fail_on_state(path, data, **kwargs):
         if path.name == "state.json":
             raise OSError("disk full (injected)")
-        write_json(path, obj, **kwargs)
+        write_bytes(path, data, **kwargs)
 
-    monkeypatch.setattr(atomic, "write_json", fail_on_state)
+    monkeypatch.setattr(atomic, "write_bytes", fail_on_state)
     with pytest.raises(OSError, match="injected"):
         learned.learn(*small_task(clinc, 2), task="three")
     monkeypatch.undo()
@@ -176,7 +176,7 @@ def test_damaged_state_and_weights_give_clear_errors(learned):
     with pytest.raises(WorkspaceError, match=r"weights .* do not match their checksum"):
         IntentLearner.open(learned.path)
     (learned.path / "state.json").write_text("{not json")
-    with pytest.raises(WorkspaceError, match="unreadable"):
+    with pytest.raises(WorkspaceError, match=r"state\.json is damaged"):
         IntentLearner.open(learned.path)
 
 

@@ -12,6 +12,7 @@ import base64
 import hashlib
 import json
 import os
+import re
 import time
 import uuid
 from collections.abc import Iterable
@@ -45,26 +46,31 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def seal(doc: dict[str, Any]) -> dict[str, Any]:
-    """``doc`` with the SHA-256 of its JSON in a last field, ``checksum``: a flipped bit can leave
-    valid JSON (an id, a number), and only a checksum tells."""
-    return {**doc, "checksum": _digest(doc)}
+def sealed(doc: dict[str, Any]) -> str:
+    """``doc`` as JSON text ending in a field ``checksum``, the SHA-256 of the text without it: a
+    flipped bit can leave valid JSON (an id, a number), and only a checksum tells."""
+    body = json.dumps(doc, ensure_ascii=False)
+    mark = f'"checksum": "{sha256(body.encode())}"}}'
+    return body[:-1] + (mark if body == "{}" else ", " + mark)
 
 
-def unseal(doc: Any, where: str) -> dict[str, Any]:
-    """A document :func:`seal` wrote, checked and without its checksum (one written before
-    checksums were is taken as it is)."""
-    if not isinstance(doc, dict):
-        raise DamagedError(f"{where} is damaged: not a JSON object")
-    doc = dict(doc)
-    mark = doc.pop("checksum", None)
-    if mark is not None and mark != _digest(doc):
+_SEAL = re.compile(r'(, )?"checksum": "([0-9a-f]{64})"\}\s*$')
+
+
+def unsealed(text: str, where: str) -> dict[str, Any]:
+    """The document :func:`sealed` wrote, checked against its checksum by hashing the text as
+    read (one written before checksums were is taken as it is)."""
+    found = _SEAL.search(text)
+    body = text if found is None else text[: found.start()] + "}"
+    if found is not None and sha256(body.encode()) != found.group(2):
         raise DamagedError(f"{where} is damaged: its content does not match its checksum")
+    try:
+        doc = json.loads(body)
+    except ValueError as exc:
+        raise DamagedError(f"{where} is damaged: {exc}") from exc
+    if not isinstance(doc, dict) or (found is None and "checksum" in doc):
+        raise DamagedError(f"{where} is damaged: not the JSON object written")
     return doc
-
-
-def _digest(doc: dict[str, Any]) -> str:
-    return sha256(json.dumps(doc, ensure_ascii=False).encode())  # JSON reads back in the order written
 
 
 class DirectoryBlobs:

@@ -16,7 +16,6 @@ behind a proxy that authenticates (see the README).
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
 import uuid
@@ -28,7 +27,7 @@ from urllib.parse import urlparse
 from agent_il.encoding.cache import cache_path
 from agent_il.errors import DamagedError, InvalidInputError, WorkspaceError
 from agent_il.storage.base import Conflict, Workspace, check_schema
-from agent_il.storage.blobs import ChromaBlobs, seal, unseal
+from agent_il.storage.blobs import ChromaBlobs, sealed, unsealed
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{1,62}[A-Za-z0-9]")
 KEEP_HEADS = 8  # older head records are deleted; a writer that far behind notices (see _publish)
@@ -166,10 +165,10 @@ class ServerWorkspace(Workspace):
             got = self._meta.get(ids=[_head_id(generations[-1])], include=["metadatas"])
             if got["ids"]:
                 try:
-                    state = json.loads(str(got["metadatas"][0]["state"]))
-                except (KeyError, json.JSONDecodeError) as exc:
+                    text = str(got["metadatas"][0]["state"])
+                except KeyError as exc:
                     raise DamagedError(f"{self.location}: head record is unreadable: {exc}") from exc
-                return check_schema(unseal(state, f"{self.location}: the head record"), self.location)
+                return check_schema(unsealed(text, f"{self.location}: the head record"), self.location)
         raise WorkspaceError(f"{self.location}: the state changed too fast to read")
 
     def latest_generation(self) -> int:
@@ -179,7 +178,7 @@ class ServerWorkspace(Workspace):
     def _publish(self, state: dict[str, Any]) -> None:
         generation = int(state["generation"])
         token = uuid.uuid4().hex
-        meta = {"kind": "head", "generation": generation, "writer": token, "state": json.dumps(seal(state))}
+        meta = {"kind": "head", "generation": generation, "writer": token, "state": sealed(state)}
         self._meta.add(ids=[_head_id(generation)], embeddings=[[0.0]], metadatas=[meta])
         got = self._meta.get(ids=[_head_id(generation)], include=["metadatas"])
         if not got["ids"] or got["metadatas"][0].get("writer") != token:

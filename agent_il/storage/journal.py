@@ -9,15 +9,14 @@ written once; an erasure rewrites the entries that hold an erased text.
 from __future__ import annotations
 
 import base64
-import json
 import uuid
 from collections.abc import Collection
 
 import numpy as np
 
-from agent_il.errors import WorkspaceError
+from agent_il.errors import DamagedError
 from agent_il.memory.records import Records
-from agent_il.storage.blobs import Blobs, seal, unseal
+from agent_il.storage.blobs import Blobs, sealed, unsealed
 
 PREFIX = "journal/"
 
@@ -32,7 +31,7 @@ class Journal:
         if not stores:
             return None
         key = f"{PREFIX}{generation:08d}-{uuid.uuid4().hex[:8]}.json"
-        self.blobs.put(key, json.dumps(seal({"stores": stores}), ensure_ascii=False).encode())
+        self.blobs.put(key, sealed({"stores": stores}).encode())
         return key
 
     def delete(self, key: str) -> None:
@@ -44,10 +43,10 @@ class Journal:
     def read(self, key: str) -> dict[str, Records]:
         """The records of entry ``key``, per store (checked against its checksum)."""
         try:
-            doc = json.loads(self.blobs.get(key))
+            text = self.blobs.get(key).decode("utf-8")
         except ValueError as exc:
-            raise WorkspaceError(f"journal entry {key} is damaged: {exc}") from exc
-        return {store: _decoded(part) for store, part in unseal(doc, f"journal entry {key}")["stores"].items()}
+            raise DamagedError(f"journal entry {key} is damaged: {exc}") from exc
+        return {store: _decoded(part) for store, part in unsealed(text, f"journal entry {key}")["stores"].items()}
 
     def purge(self, ids: Collection[str]) -> int:
         """Take the records ``ids`` out of every entry (an erasure); returns how many entries changed."""
@@ -59,7 +58,7 @@ class Journal:
             kept = {s: r.take([i for i, rid in enumerate(r.ids) if rid not in wanted]) for s, r in stores.items()}
             if any(r.ids for r in kept.values()):
                 parts = {store: _encoded(recs) for store, recs in kept.items() if recs.ids}
-                self.blobs.put(key, json.dumps(seal({"stores": parts}), ensure_ascii=False).encode())
+                self.blobs.put(key, sealed({"stores": parts}).encode())
             else:
                 self.blobs.delete(key)
             changed += 1

@@ -12,7 +12,6 @@ cache/                           text -> embedding caches (safe to delete)
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import sqlite3
 import struct
@@ -28,7 +27,7 @@ from agent_il.encoding.cache import cache_path
 from agent_il.errors import DamagedError, WorkspaceError
 from agent_il.storage import atomic
 from agent_il.storage.base import STATE_FILE, Workspace, check_schema
-from agent_il.storage.blobs import DirectoryBlobs, seal, unseal
+from agent_il.storage.blobs import DirectoryBlobs, sealed, unsealed
 from agent_il.storage.journal import Journal
 
 
@@ -144,19 +143,19 @@ class LocalWorkspace(Workspace):
             (self.root / d).mkdir(mode=0o700, parents=True, exist_ok=True)
         self.root.chmod(0o700)  # an existing (empty) directory is made private too, not left 0755
         self._own()
-        atomic.write_json(self.state_path, seal(self.initial_state(state)), indent=None)
+        atomic.write_bytes(self.state_path, sealed(self.initial_state(state)).encode())
 
     def read_state(self) -> dict[str, Any]:
         try:
-            state = json.loads(self.state_path.read_text(encoding="utf-8"))
+            text = self.state_path.read_text(encoding="utf-8")
         except FileNotFoundError:
             raise WorkspaceError(f"no agent-il workspace at {self.root}") from None
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        except (OSError, UnicodeDecodeError) as exc:
             raise DamagedError(f"{self.state_path} is unreadable: {exc}") from exc
-        return check_schema(unseal(state, str(self.state_path)), str(self.state_path))
+        return check_schema(unsealed(text, str(self.state_path)), str(self.state_path))
 
     def _publish(self, state: dict[str, Any]) -> None:
-        atomic.write_json(self.state_path, seal(state), indent=None, commit_point=True)  # ids: no indentation
+        atomic.write_bytes(self.state_path, sealed(state).encode(), commit_point=True)  # ids: no indentation
 
     @contextlib.contextmanager
     def writing(self) -> Iterator[None]:

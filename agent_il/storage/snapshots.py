@@ -21,7 +21,7 @@ import torch
 from agent_il.errors import DamagedError, InvalidInputError, WorkspaceError
 from agent_il.memory.records import Records
 from agent_il.storage.base import decode_tensors
-from agent_il.storage.blobs import Blobs, seal, sha256, unseal
+from agent_il.storage.blobs import Blobs, sealed, sha256, unsealed
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 AUTO_PREFIX = "auto-"
@@ -69,7 +69,7 @@ class Snapshots:
         if key in self.blobs.keys(key):
             return None
         manifest = {"name": name, "created": created, "state": state, "files": self._files(state)}
-        if not self.blobs.put(key, json.dumps(seal(manifest), ensure_ascii=False).encode(), exclusive=True):
+        if not self.blobs.put(key, sealed(manifest).encode(), exclusive=True):
             return None
         return self._info(manifest)
 
@@ -79,7 +79,7 @@ class Snapshots:
         manifest = self._manifest(name)
         old_files = [k for k in manifest["files"] if k.startswith(PREFIX)]
         manifest = {**manifest, "state": state, "files": self._files(state)}
-        self.blobs.put(_manifest_key(name), json.dumps(seal(manifest), ensure_ascii=False).encode())
+        self.blobs.put(_manifest_key(name), sealed(manifest).encode())
         for key in old_files:
             self.blobs.delete(key)
 
@@ -98,10 +98,10 @@ class Snapshots:
             if cached is not None and cached[2] == stamp:  # each commit looks at every manifest
                 return cached[1]
             raw = self.blobs.get(key)
-            parsed = json.loads(raw)
+            text = raw.decode("utf-8")
         except (WorkspaceError, ValueError) as exc:
             raise DamagedError(f"snapshot {name!r} is damaged: {exc}") from exc
-        manifest = unseal(parsed, f"snapshot {name!r}")
+        manifest = unsealed(text, f"snapshot {name!r}")
         if not {"name", "created", "state", "files"} <= set(manifest):
             raise DamagedError(f"snapshot {name!r} is damaged: fields missing")
         self._parsed[key] = (sha256(raw), manifest, stamp)
