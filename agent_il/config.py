@@ -13,6 +13,7 @@ SELECTIONS = ("herding", "random")  # how a class's exemplars are chosen (agent_
 SCORES = ("hybrid", "energy", "msp", "prototype", "mahalanobis")  # in-scope scores (agent_il.ood.scores)
 DEFAULT_STRATEGY = "ridge"  # best of the benchmark (README, "How it learns")
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+BACKENDS = ("torch", "onnx", "onnx-int8")  # how the model runs (agent_il.encoding); "auto" picks one
 DEFAULT_SCORE = "hybrid"
 DEFAULT_KEEP = 0.95  # share of in-scope inputs the rejection threshold keeps
 AUTO_SNAPSHOTS = 10
@@ -69,6 +70,7 @@ class RejectionSettings:
 @dataclass(frozen=True)
 class WorkspaceConfig:
     model: str = DEFAULT_MODEL
+    backend: str = "torch"
     strategy: str = DEFAULT_STRATEGY
     strategy_config: dict[str, Any] = field(default_factory=dict)
     memory: MemoryBudget = field(default_factory=MemoryBudget)
@@ -77,11 +79,14 @@ class WorkspaceConfig:
 
     def __post_init__(self) -> None:
         validation.non_negative_int(self.auto_snapshots, "auto_snapshots", validation.MAX_AUTO_SNAPSHOTS)
+        if self.backend not in BACKENDS:
+            raise InvalidInputError(f"unknown backend {self.backend!r}; choose one of {', '.join(BACKENDS)}")
 
     @classmethod
     def create(
         cls,
         model: str | None = None,
+        backend: str | None = None,
         strategy: str | None = None,
         strategy_config: dict[str, Any] | None = None,
         memory_per_class: int | None = None,
@@ -99,6 +104,7 @@ class WorkspaceConfig:
         )
         return cls(
             model=model or DEFAULT_MODEL,
+            backend=backend or "torch",
             strategy=strategy or DEFAULT_STRATEGY,
             strategy_config=strategy_config or {},
             memory=budget,
@@ -109,6 +115,7 @@ class WorkspaceConfig:
         """The options of :meth:`create`, as this workspace has them."""
         return {
             "model": self.model,
+            "backend": self.backend,
             "strategy": self.strategy,
             "strategy_config": self.strategy_config,
             "memory_per_class": self.memory.per_class,
@@ -125,6 +132,11 @@ class WorkspaceConfig:
                 continue
             if what == "model":
                 raise ModelMismatchError(f"workspace was built with model {stored!r}, not {value!r}")
+            if what == "backend":
+                raise ModelMismatchError(
+                    f"workspace encodes with the {stored} backend, not {value}; "
+                    "its vectors are not mixed with another backend's"
+                )
             raise InvalidInputError(f"workspace was created with {what}={stored!r}; it cannot change to {value!r}")
 
     def with_rejection(self, **changes: Any) -> WorkspaceConfig:

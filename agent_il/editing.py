@@ -1,7 +1,8 @@
 """The knowledge base as data: list, correct, rename, merge, delete and erase what the learner
 knows. Mixed into :class:`agent_il.learner.IntentLearner`; every edit is a transaction like a
 learn (automatic snapshot, commit or nothing, rollback undoes it) computed by
-:mod:`agent_il.engine.edit`, exact for heads with ``exact_edits`` (ridge)."""
+:mod:`agent_il.engine.edit`, exact for heads with ``exact_edits`` (ridge). The engine (torch) is
+imported by the methods that edit or fit, so reading and predicting never load it."""
 
 from __future__ import annotations
 
@@ -9,28 +10,27 @@ import copy
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-
-from agent_il import strategies, validation
+from agent_il import erasure, strategies, validation
 from agent_il.encoding.cache import EmbeddingCache
 from agent_il.encoding.encoder import Encoder
-from agent_il.engine import edit
-from agent_il.engine.metrics import AccuracyMatrix
-from agent_il.engine.step import correct
+from agent_il.engine.metrics import AccuracyMatrix, correct
 from agent_il.errors import InvalidInputError, WorkspaceError
 from agent_il.inbox.inbox import Inbox
 from agent_il.memory.records import Records
 from agent_il.memory.store import RecordStore
-from agent_il.ood import diagnostics
 from agent_il.results import EditReport, Example, IntentInfo
-from agent_il.state import STORES, WorkspaceState
+from agent_il.state import WorkspaceState
 from agent_il.storage.base import Workspace
 from agent_il.storage.history import History
 from agent_il.storage.snapshots import SnapshotInfo
 from agent_il.storage.transaction import Transactions
 from agent_il.strategies.base import Strategy
+from agent_il.strategies.heads import Head
+
+if TYPE_CHECKING:
+    from agent_il.engine import edit
 
 
 class Editing:
@@ -40,7 +40,9 @@ class Editing:
     below."""
 
     state: WorkspaceState
-    strategy: Strategy
+    _head: Head | None
+    _strategy: Strategy | None
+    _arrays: dict[str, Any]
     stores: dict[str, RecordStore]
     snapshots: History
     inbox: Inbox
@@ -53,13 +55,34 @@ class Editing:
     _commit: Callable[..., SnapshotInfo | None]
     _checkpoint_lost: bool
 
+    @property
+    def head(self) -> Head:
+        """What a predict applies: the committed generation's arrays."""
+        if self._head is None:
+            raise WorkspaceError(f"{self.location} has learned nothing yet; call learn() first")
+        return self._head
+
+    @property
+    def strategy(self) -> Strategy:
+        """The learning rule with the committed head loaded (made on first use: it imports torch)."""
+        if self._strategy is None:
+            config = self.state.config
+            if self._arrays:
+                self._strategy = strategies.load(config.strategy, config.strategy_config, self._arrays)
+            else:
+                self._strategy = strategies.make(config.strategy, config.strategy_config)
+        return self._strategy
+
     def _with_statistics(self) -> Strategy:
         """The head with what a fit or an edit needs loaded: the checkpoint, read once per
         generation, with the learns since folded in (all derived again from the stored examples
         if the blob is lost)."""
+        from agent_il.engine import edit
+
         if not self.strategy.has_statistics:
             try:
-                self.strategy.load_statistics(self.workspace.read_statistics(self.state.to_json()))
+                arrays = self.workspace.read_statistics(self.state.to_json())
+                self.strategy.load_statistics(strategies.torch_tensors(arrays))
                 task = self.state.statistics_task
                 if task is not None and self.state.tasks and self.state.tasks[-1].id > task:  # learns since
                     edit.derive(self.strategy, edit.basis(self.state, task), self.state, self._load)
@@ -75,12 +98,14 @@ class Editing:
     def _load(self, store: str, ids: list[str]) -> Records:
         return self.stores[store].load(ids)
 
-    def _restored_head(self, state: WorkspaceState, tensors: dict[str, torch.Tensor]) -> Strategy:
+    def _restored_head(self, state: WorkspaceState, tensors: dict[str, Any]) -> Strategy:
         """The head of a snapshot's ``state``: its saved weights, with statistics derived from
         the newest ones and the examples (solved again too where an erasure dropped the weights)."""
-        strategy = strategies.make(state.config.strategy, state.config.strategy_config)
-        if tensors:
-            strategy.load_tensors(tensors)
+        from agent_il.engine import edit
+
+        config = state.config
+        strategy = strategies.load(config.strategy, config.strategy_config, tensors) if tensors else None
+        strategy = strategy or strategies.make(config.strategy, config.strategy_config)
         if not state.labels:
             return strategy
         if strategy.exact_edits and state.examples is not None and self.state.examples is not None:
@@ -141,7 +166,7 @@ class Editing:
         right: dict[str, list[bool]] = {}
         if held:
             recs = self.stores["holdout"].load([e.id for e in held])
-            ok = correct(self.strategy.logits(torch.from_numpy(recs.x)), self.state.labels, recs)
+            ok = correct(self.head.raw_scores(recs.x), self.state.labels, recs)
             for e, r in zip(held, ok):
                 right.setdefault(e.label, []).append(bool(r))
         out = []
@@ -166,6 +191,8 @@ class Editing:
 
     def confusions(self, top: int = 10) -> list[dict[str, Any]]:
         """The most confused pairs of intents, with the rate, the examples and the prototype similarity."""
+        from agent_il.ood import diagnostics
+
         validation.positive_int(top, "top")
         self.refresh()
         recs = self.snapshots.records(self.state)
@@ -183,6 +210,8 @@ class Editing:
         ``purge``, their texts and embeddings are erased from every place the workspace holds
         them: stores, inbox, embedding cache, every snapshot (rewritten, or with
         ``drop_snapshots`` deleted), Chroma's log and free pages. Embedded workspaces only."""
+        from agent_il.engine import edit
+
         if purge and self.workspace.shared:
             self.workspace.vacuum([])  # raises: a server cannot be vacuumed from here
         if purge and ids is not None:  # every example with those texts goes, not just these copies
@@ -194,13 +223,15 @@ class Editing:
             return report
         started = time.perf_counter()
         gone = {e["text"] for e in report.changed["examples"] if e["text"] is not None}
-        purged = _purge(self, report.changed["removed"], gone, drop_snapshots)
+        purged = erasure.purge(self, report.changed["removed"], gone, drop_snapshots)
         snapshot = report.snapshot if report.snapshot in self.snapshots.names() else None  # dropped with the rest
         seconds = round(report.seconds + time.perf_counter() - started, 4)
         return replace(report, purged=purged, snapshot=snapshot, seconds=seconds)
 
     def relabel(self, ids: Sequence[str] | None = None, texts: Sequence[str] | None = None, *, to: str) -> EditReport:
         """Give examples the label ``to`` (a known intent, or a new one: a split)."""
+        from agent_il.engine import edit
+
         label = validation.labels([to], 1)[0]
         return self._edit(
             "relabel", lambda: edit.Change("relabel", relabel=dict.fromkeys(_ids(self, ids, texts), label))
@@ -208,6 +239,8 @@ class Editing:
 
     def rename_intent(self, old: str, new: str) -> EditReport:
         """Rename intent ``old`` to ``new`` (a name not in use: onto a known one is a merge)."""
+        from agent_il.engine import edit
+
         new = validation.labels([new], 1)[0]
 
         def change() -> edit.Change:
@@ -220,6 +253,8 @@ class Editing:
 
     def merge_intents(self, labels: Sequence[str], into: str) -> EditReport:
         """Make intents ``labels`` one intent ``into`` (one of them, or a new name)."""
+        from agent_il.engine import edit
+
         into = validation.labels([into], 1)[0]
         listed = validation.texts(labels, "labels")
         names = list(dict.fromkeys(validation.labels(listed, len(listed))))
@@ -239,6 +274,7 @@ class Editing:
 
     def delete_intent(self, label: str) -> EditReport:
         """Retire intent ``label``: its examples, exemplars, held-out rows and column go."""
+        from agent_il.engine import edit
 
         def change() -> edit.Change:
             _known_intent(self.state, label, "label")
@@ -247,6 +283,8 @@ class Editing:
         return self._edit("delete", change)
 
     def _edit(self, action: str, change: Callable[[], edit.Change]) -> EditReport:
+        from agent_il.engine import edit
+
         self.refresh()
         if self.state.examples is None:
             raise InvalidInputError(
@@ -343,50 +381,3 @@ def _intent_changes(old: WorkspaceState, new: WorkspaceState) -> dict[str, list[
         "added": [y for y in new.labels if y not in old.labels],
         "gone": [y for y in old.labels if y not in new.labels],
     }
-
-
-def _purge(learner: Editing, ids: list[str], texts: set[str], drop_snapshots: bool) -> dict[str, int]:
-    """Erase ``ids`` and every record with one of ``texts`` from every place the workspace holds them."""
-    found: dict[str, int] = {}
-    with learner._tx.turn():
-        targets = {
-            store: set(learner.stores[store].with_texts(texts)) | (set(ids) & learner.stores[store].all_ids())
-            for store in STORES
-        }
-        everything = set().union(*targets.values())
-        for name in learner.snapshots.names():
-            saved = WorkspaceState.from_json(learner.snapshots._manifest(name)["state"], f"snapshot {name!r}")
-            if not any(everything & set(saved.live(store)) for store in STORES):
-                continue
-            if drop_snapshots or not learner.strategy.exact_edits or saved.examples is None:
-                learner.snapshots.delete(name)
-                found["snapshots deleted"] = found.get("snapshots deleted", 0) + 1
-                continue
-            _drop_ids(saved, everything)
-            saved.weights = saved.weights_sha256 = None  # their weights learned the erased rows: derived again
-            learner.snapshots.rewrite(name, saved.to_json())
-            found["snapshots rewritten"] = found.get("snapshots rewritten", 0) + 1
-        for store in STORES:
-            learner.stores[store].delete(targets[store])
-            found[store] = len(targets[store])
-        if learner.workspace.journal is not None:
-            found["journal entries rewritten"] = learner.workspace.journal.purge(everything)
-        inbox = learner.inbox.store.with_texts(texts)
-        learner.inbox.store.delete(inbox)
-        found["inbox"] = len(inbox)
-        path = learner.workspace.cache_path(learner.encoder.model_id)
-        if path is not None and path.exists():
-            if learner._cache is None:
-                learner._cache = EmbeddingCache(path, learner.encoder.dim)
-            found["embedding cache"] = learner._cache.forget(sorted(texts))
-        found.update(learner.workspace.vacuum(sorted(everything | set(inbox))))
-    return found
-
-
-def _drop_ids(state: WorkspaceState, ids: set[str]) -> None:
-    state.exemplars = {y: [i for i in v if i not in ids] for y, v in state.exemplars.items()}
-    state.holdout = {t: [i for i in v if i not in ids] for t, v in state.holdout.items()}
-    if state.examples is not None:
-        state.examples = {
-            t: {y: [i for i in v if i not in ids] for y, v in by.items()} for t, by in state.examples.items()
-        }

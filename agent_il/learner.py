@@ -11,15 +11,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-import torch
 
-from agent_il import strategies, validation
+from agent_il import opening, validation
 from agent_il.config import WorkspaceConfig
 from agent_il.editing import Editing
 from agent_il.encoding.cache import EmbeddingCache
-from agent_il.encoding.encoder import Encoder, normalise_model_id
+from agent_il.encoding.encoder import Encoder
 from agent_il.engine import predict as predicting
-from agent_il.engine import step
 from agent_il.engine.metrics import FileEvaluation
 from agent_il.errors import DamagedError, InvalidInputError, ModelMismatchError, WorkspaceError
 from agent_il.inbox.inbox import Inbox
@@ -36,6 +34,7 @@ from agent_il.storage.history import History
 from agent_il.storage.snapshots import SnapshotInfo
 from agent_il.storage.transaction import Transactions
 from agent_il.strategies.base import Strategy
+from agent_il.strategies.heads import Head, head_of, load_head
 from agent_il.upkeep import Upkeep
 
 
@@ -70,6 +69,7 @@ class IntentLearner(Editing, Upkeep):
         database: str | None = None,
         wait: float = 0.0,
         model: str | os.PathLike[str] | None = None,
+        backend: str | None = None,
         strategy: str | None = None,
         strategy_config: dict[str, Any] | None = None,
         memory_per_class: int | None = None,
@@ -84,6 +84,9 @@ class IntentLearner(Editing, Upkeep):
         Settings given for an existing workspace must match what it was created with.
         ``auto_snapshots`` is how many automatic pre-learn snapshots to keep (0: none).
 
+        ``backend`` (``torch``, ``onnx``, ``onnx-int8``; None or ``auto``: the workspace's own, and
+        for a new one torch on CUDA, ONNX Runtime on the CPU) is how the encoder runs.
+
         With ``chroma_url`` the workspace ``name`` lives on that Chroma server (in ``tenant`` /
         ``database``) and is shared with every process that opens it there; without it, ``path``
         is a directory with an embedded Chroma that one process at a time may open (another one
@@ -91,9 +94,7 @@ class IntentLearner(Editing, Upkeep):
         wait = validation.wait_seconds(wait)  # AGENT_IL_WAIT / --wait reach here: no NaN, no negative
         ws = open_workspace(path, chroma_url=chroma_url, name=name, tenant=tenant, database=database, wait=wait)
         try:
-            wanted = encoder.model_id if encoder is not None else (normalise_model_id(model) if model else None)
             asked = {
-                "model": wanted,
                 "strategy": strategy,
                 "strategy_config": strategy_config,
                 "memory_per_class": memory_per_class,
@@ -101,8 +102,8 @@ class IntentLearner(Editing, Upkeep):
                 "selection": selection,
                 "auto_snapshots": auto_snapshots,
             }
-            state = _open_state(ws, asked, create)
-            return cls(ws, state, encoder or Encoder(state.config.model, device=device))
+            state, encoder = opening.state_and_encoder(ws, asked, create, model, backend, encoder, device)
+            return cls(ws, state, encoder)
         except DamagedError as exc:
             ws.close()
             raise DamagedError(
@@ -114,18 +115,23 @@ class IntentLearner(Editing, Upkeep):
             raise
 
     def _adopt(self, state: WorkspaceState, strategy: Strategy | None = None) -> None:
-        if strategy is None:
-            strategy = strategies.make(state.config.strategy, state.config.strategy_config)
-            if state.weights is not None:
-                try:
-                    strategy.load_tensors(self.workspace.read_tensors(state.to_json()))
-                except ValueError as exc:
-                    raise WorkspaceError(f"{self.location}: cannot load its head: {exc}") from exc
-        if strategy.n_classes != len(state.labels):
-            raise WorkspaceError(
-                f"{self.location}: head has {strategy.n_classes} classes, labels list {len(state.labels)}"
-            )
-        self.state, self.strategy = state, strategy
+        """Take ``state`` (and the ``strategy`` a commit of this process fitted): its head for
+        predicts, read as arrays; the strategy itself (torch) only when a learn or an edit asks."""
+        arrays: dict[str, np.ndarray] = {}
+        head: Head | None = None
+        try:
+            if strategy is not None:
+                head = head_of(strategy) if strategy.n_classes else None
+            elif state.weights is not None:
+                arrays = self.workspace.read_tensors(state.to_json())
+                head = load_head(state.config.strategy, state.config.strategy_config, arrays)
+                strategy = getattr(head, "strategy", None)
+        except ValueError as exc:
+            raise WorkspaceError(f"{self.location}: cannot load its head: {exc}") from exc
+        classes = head.n_classes if head is not None else 0
+        if classes != len(state.labels):
+            raise WorkspaceError(f"{self.location}: head has {classes} classes, labels list {len(state.labels)}")
+        self.state, self._head, self._strategy, self._arrays = state, head, strategy, arrays
 
     def close(self) -> None:
         """Release the workspace (an embedded one can then be opened by another process)."""
@@ -239,6 +245,8 @@ class IntentLearner(Editing, Upkeep):
         start: float,
         source: str,
     ) -> LearnReport:
+        from agent_il.engine import step
+
         encoded = time.perf_counter()
         for attempt in self._tx.attempts():
             with attempt:
@@ -313,7 +321,7 @@ class IntentLearner(Editing, Upkeep):
             raise WorkspaceError(f"{self.location} has learned nothing yet; call learn() first")
 
     def _predict(self, x: np.ndarray, k: int, evidence: int, texts: list[str] | None, inbox: bool) -> list[Prediction]:
-        out, scores = predicting.predict(self.state, self.strategy, self._exemplars(), x, k, evidence, self.memory)
+        out, scores = predicting.predict(self.state, self.head, self._exemplars(), x, k, evidence, self.memory)
         if inbox and scores is not None and not all(p.known for p in out):
             rows = [r for r, p in enumerate(out) if not p.known]
             closest = [out[r].top_k[0][0] for r in rows]
@@ -369,7 +377,7 @@ class IntentLearner(Editing, Upkeep):
         texts = validation.texts(texts)
         label_list = validation.labels(labels, len(texts))
         self._check_predict_args(1, 0)
-        best = self.strategy.logits(torch.from_numpy(self._encode(texts))).argmax(1).tolist()
+        best = self.head.raw_scores(self._encode(texts)).argmax(1).tolist()
         return FileEvaluation.of([self.state.labels[i] for i in best], label_list, self.state.tasks)
 
     def _encode(self, texts: list[str], on_progress: Callable[[int, int], None] | None = None) -> np.ndarray:
@@ -377,19 +385,5 @@ class IntentLearner(Editing, Upkeep):
         if dim is not None and self.encoder.dim != dim:
             raise ModelMismatchError(f"encoder gives dimension {self.encoder.dim}; this workspace holds {dim}")
         if self._cache is None:
-            self._cache = EmbeddingCache(self.workspace.cache_path(self.encoder.model_id), self.encoder.dim)
+            self._cache = EmbeddingCache(self.workspace.cache_path(self.encoder.cache_id), self.encoder.dim)
         return self.encoder.encode(texts, cache=self._cache, on_progress=on_progress)
-
-
-def _open_state(ws: Workspace, asked: dict[str, Any], create: bool) -> WorkspaceState:
-    """The workspace's state, creating the workspace with the ``asked`` settings if it is new; the
-    settings given for an existing one must be the ones it was created with."""
-    if not ws.exists():
-        if not create:
-            raise WorkspaceError(f"no agent-il workspace at {ws.location}")
-        config = WorkspaceConfig.create(**{**asked, "model": asked["model"] or normalise_model_id(None)})
-        strategies.make(config.strategy, config.strategy_config)  # validates name and options
-        ws.create(WorkspaceState.new(config).to_json())
-    state = WorkspaceState.from_json(ws.read_state(), ws.location)  # on a server, another may have made it
-    state.config.check_same(asked)
-    return state

@@ -69,6 +69,7 @@ class WorkspaceState:
         """What ``agent-il status`` shows of the state."""
         return {
             "model": self.config.model,
+            "backend": self.config.backend,
             "dim": self.dim,
             "strategy": self.config.strategy,
             "memory": self.config.memory.to_dict(),
@@ -115,6 +116,7 @@ class WorkspaceState:
             "created": self.created,
             "updated": self.updated,
             "model": c.model,
+            "backend": c.backend,
             "dim": self.dim,
             "strategy": {"name": c.strategy, "config": c.strategy_config},
             "memory": c.memory.to_dict(),
@@ -147,6 +149,7 @@ class WorkspaceState:
             rejection = RejectionSettings(ood["score"], ood["keep"], ood["mode"]) if ood else RejectionSettings()
             config = WorkspaceConfig(
                 model=d["model"],
+                backend=d.get("backend", "torch"),  # made before there was another backend
                 strategy=d["strategy"]["name"],
                 strategy_config=d["strategy"]["config"],
                 memory=MemoryBudget(**d["memory"]),

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import Literal
-
-from torch import Tensor
+from typing import Any, Literal
 
 from agent_il import validation
 from agent_il.memory.store import RecordStore
@@ -43,7 +41,7 @@ class Upkeep:
 
     def _statistics_to_write(
         self, state: WorkspaceState, strategy: Strategy, statistics: Literal["keep", "due", "write"]
-    ) -> dict[str, Tensor] | None:
+    ) -> dict[str, Any] | None:
         """What a commit of ``state`` writes of ``strategy``'s statistics (None: the checkpoint
         stays): nothing (``keep``), all (``write``: an edit or a restore, which may drop examples
         the checkpoint holds), or all once ``CHECKPOINT_ROWS`` examples have been learned since

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from agent_il import Encoder
+from agent_il.config import DEFAULT_MODEL
 
 ROOT = Path(__file__).resolve().parent.parent
 CLINC = ROOT / "examples" / "data" / "clinc150" / "data_full.json"
@@ -65,3 +66,31 @@ def server_name() -> str:
     import uuid
 
     return f"t-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Another sentence-transformers model that exists offline: a one-layer BERT with random
+    weights (32 dimensions) and the bundled model's tokenizer, saved as sentence-transformers saves."""
+    import torch
+    from sentence_transformers import SentenceTransformer, models
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    from agent_il.encoding.base import resolve_model_location
+
+    root = tmp_path_factory.mktemp("tiny-model")
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model_location(DEFAULT_MODEL))
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+    )
+    BertModel(config).save_pretrained(root / "bert")
+    tokenizer.save_pretrained(root / "bert")
+    body = models.Transformer(str(root / "bert"), max_seq_length=64)
+    model = SentenceTransformer(modules=[body, models.Pooling(32, "mean"), models.Normalize()], device="cpu")
+    model.save(str(root / "model"))
+    return root / "model"

@@ -13,6 +13,7 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 
@@ -93,19 +94,21 @@ def sample_tensors(size: int = 64) -> dict[str, torch.Tensor]:
         "weights": torch.randn(size, 8, generator=gen),
         "gram_upper": torch.randn(size, dtype=torch.float64, generator=gen),
         "special": special,
-        "half": torch.randn(5, generator=gen).to(torch.bfloat16),
+        "half": torch.randn(5, generator=gen).to(torch.float16),
         "tasks_seen": torch.tensor(3),
     }
 
 
-def same_bits(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
-    def raw(t: torch.Tensor) -> bytes:
-        return t.contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
+def same_bits(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Written (torch) and read back (numpy: a predict reads without torch): same dtypes, shapes, bits."""
+
+    def raw(t: Any) -> np.ndarray:
+        return np.ascontiguousarray(np.asarray(t))
 
     return (
         a.keys() == b.keys()
-        and all(a[k].dtype == b[k].dtype and a[k].shape == b[k].shape for k in a)
-        and all(raw(a[k]) == raw(b[k]) for k in a)
+        and all(raw(a[k]).dtype == raw(b[k]).dtype and raw(a[k]).shape == raw(b[k]).shape for k in a)
+        and all(raw(a[k]).tobytes() == raw(b[k]).tobytes() for k in a)
     )
 
 

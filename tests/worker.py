@@ -18,6 +18,10 @@ from agent_il import IntentLearner
 def main() -> None:
     spec = json.loads(sys.argv[1])
     learner = IntentLearner.open(**spec["where"], create=False)
+    if spec["op"] != "agent":  # the learning stack (torch) loads on first use: load it before the kill window
+        import agent_il.engine.edit  # noqa: F401
+
+        _ = learner.strategy
     print("ready", flush=True)
     time.sleep(max(0.0, spec.get("start_at", 0) - time.time()))  # lets several workers start together
     op = spec["op"]

@@ -72,16 +72,21 @@ def read(
 
 
 class Embeddings:
-    """An encoder and its embedding cache (``cache_dir``, else the user cache), so that a text is
-    encoded once per model, ever: a re-run of the benchmark encodes nothing."""
+    """An encoder on ``backend`` and its embedding cache (``cache_dir``, else the user cache), so
+    that a text is encoded once per model and backend, ever: a re-run of the benchmark encodes nothing."""
 
-    def __init__(self, model: str | None = None, cache_dir: Path | None = None) -> None:
-        self.encoder = Encoder(model)
-        self.cache = EmbeddingCache(cache_path(self.encoder.model_id, cache_dir), self.encoder.dim)
+    def __init__(self, model: str | None = None, cache_dir: Path | None = None, backend: str = "auto") -> None:
+        self.encoder = Encoder(model, backend=backend)
+        self.cache = EmbeddingCache(cache_path(self.encoder.cache_id, cache_dir), self.encoder.dim)
 
     @property
     def model_id(self) -> str:
         return self.encoder.model_id
+
+    @property
+    def backend(self) -> str:
+        """The backend the texts are encoded with (``auto`` resolved)."""
+        return self.encoder.backend
 
     @property
     def encoded_count(self) -> int:

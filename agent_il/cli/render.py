@@ -58,6 +58,7 @@ def status(info: dict[str, Any]) -> None:
     rows = [
         ("workspace", info["path"]),
         ("model", info["model"]),
+        ("backend", info.get("backend", "torch")),
         ("strategy", info["strategy"]),
         ("memory", f"{budget}, {memory['selection']}"),
         ("classes", str(info["classes"])),

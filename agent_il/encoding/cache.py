@@ -14,12 +14,15 @@ from pathlib import Path
 import numpy as np
 
 
+def user_cache() -> Path:
+    """``$XDG_CACHE_HOME/agent-il`` (else ``~/.cache/agent-il``): embeddings and ONNX exports."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "agent-il"
+
+
 def cache_path(model_id: str, folder: Path | None = None) -> Path:
     """The one place a model's cache file is named: ``folder`` (a workspace's ``cache/``), else the
-    user cache (``$XDG_CACHE_HOME/agent-il``), keyed by a hash of the model id."""
-    if folder is None:
-        folder = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "agent-il"
-    return Path(folder) / f"{hashlib.sha256(model_id.encode()).hexdigest()[:16]}.sqlite"
+    user cache, keyed by a hash of the model id (with its backend, see ``Encoder.cache_id``)."""
+    return Path(folder or user_cache()) / f"{hashlib.sha256(model_id.encode()).hexdigest()[:16]}.sqlite"
 
 
 def text_key(text: str) -> bytes:

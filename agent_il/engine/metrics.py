@@ -13,9 +13,14 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from statistics import mean
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from agent_il.results import Task
+
+if TYPE_CHECKING:
+    from agent_il.memory.records import Records
 
 
 @dataclass(frozen=True)
@@ -111,3 +116,9 @@ class FileEvaluation:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def correct(logits: Any, labels: list[str], recs: Records) -> np.ndarray:
+    """Whether the head's ``logits`` (numpy or torch, n x classes) label each of ``recs`` right."""
+    index = {y: i for i, y in enumerate(labels)}
+    return np.asarray(logits).argmax(1) == np.array([index.get(y, -1) for y in recs.labels], dtype=np.int64)

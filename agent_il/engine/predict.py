@@ -6,20 +6,19 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
-import torch
 
 from agent_il import validation
 from agent_il.memory.store import RecordStore
 from agent_il.ood.evidence import Exemplars
-from agent_il.ood.scores import head_logits, rejections
+from agent_il.ood.scores import head_logits, rejections, softmax, top_k
 from agent_il.results import UNKNOWN, Prediction
 from agent_il.state import WorkspaceState
-from agent_il.strategies.base import Strategy
+from agent_il.strategies.heads import Head
 
 
 def predict(
     state: WorkspaceState,
-    strategy: Strategy,
+    head: Head,
     memory: Exemplars,
     x: np.ndarray,
     k: int,
@@ -28,10 +27,10 @@ def predict(
 ) -> tuple[list[Prediction], np.ndarray | None]:
     """Predictions for the rows of ``x`` and their in-scope scores (None without calibration).
     ``store`` holds ``memory``'s records, searched for evidence in large memories."""
-    raw = strategy.raw_scores(torch.from_numpy(x))
-    top_p, top_i = torch.softmax(raw / strategy.temperature, dim=-1).topk(min(k, raw.shape[1]), dim=-1)
+    raw = head.raw_scores(x)
+    top_p, top_i = top_k(softmax(raw.astype(np.float64) / head.temperature), min(k, raw.shape[1]))
     score_name = state.config.rejection.score
-    scores, kept = rejections(score_name, state.calibration, head_logits(strategy, raw), x, memory.stats)
+    scores, kept = rejections(score_name, state.calibration, head_logits(head, raw), x, memory.stats)
     out = []
     near = memory.nearest(x, evidence, store)
     limit = validation.max_text_chars()  # evidence is cut to the longest learnable text

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from agent_il.config import MemoryBudget
+from agent_il.engine.metrics import correct
 from agent_il.memory import budget as budgeting
 from agent_il.memory.records import Records
 from agent_il.ood import diagnostics
@@ -91,12 +92,6 @@ def split_holdout(batch: Records, fraction: float, seed: int) -> tuple[Records, 
             test += [rows[j] for j in rng.permutation(len(rows))[:k]]
     held = set(test)
     return batch.take([i for i in range(len(batch.ids)) if i not in held]), batch.take(sorted(held))
-
-
-def correct(logits: torch.Tensor, labels: list[str], recs: Records) -> np.ndarray:
-    """Whether the head's ``logits`` of ``recs`` label each one right."""
-    index = {y: i for i, y in enumerate(labels)}
-    return logits.argmax(1).numpy() == np.array([index.get(y, -1) for y in recs.labels], dtype=np.int64)
 
 
 def holdout_accuracy(

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from agent_il import validation
 from agent_il.config import RejectionSettings, WorkspaceConfig
@@ -22,6 +22,9 @@ from agent_il.ood.scores import ClassStats, components, head_logits, score, stan
 from agent_il.results import UNKNOWN
 from agent_il.state import Calibration, WorkspaceState, now
 from agent_il.strategies.base import Strategy
+
+if TYPE_CHECKING:
+    import torch
 
 CALIBRATION_ROWS = 2000  # in-scope rows a learn calibrates on (random subset beyond that)
 # A learn with this many rows of its own (or with the held-out slices) calibrates on them alone; a
@@ -101,6 +104,8 @@ def calibrate_learn(
     the whole workspace on itself; they are scored leave-one-out too (by the head and against
     their class mean). ``held_logits``: the head's :func:`head_logits` of ``held_x`` when the
     caller has them."""
+    import torch
+
     rng = np.random.default_rng(seed)
     rows = np.flatnonzero(~exemplar)
     if len(rows) < 20:
@@ -242,6 +247,8 @@ class Calibrator:
         if not outside.any():
             raise InvalidInputError(f"no out-of-scope rows (label {oos_label!r}) to fit the threshold on")
         assert state.calibration is not None
+        import torch
+
         x = encode(texts)
         raw = strategy.raw_scores(torch.from_numpy(x))
         comps = components(head_logits(strategy, raw), x, memory().stats)

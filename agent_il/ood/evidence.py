@@ -4,11 +4,10 @@ nearest-exemplar evidence behind every prediction."""
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from agent_il.memory.records import Records
 from agent_il.memory.store import RecordStore
-from agent_il.ood.scores import ClassStats, matmul
+from agent_il.ood.scores import ClassStats, matmul, top_k
 from agent_il.results import Evidence
 
 
@@ -60,7 +59,7 @@ class Exemplars:
 
     def _scan(self, x: np.ndarray, n: int) -> list[list[Evidence]]:
         sims = matmul(x / np.linalg.norm(x, axis=1, keepdims=True).clip(1e-12), self.unit.T)
-        values, rows = torch.from_numpy(sims).topk(n, dim=1)  # sorted, most similar first
+        values, rows = top_k(sims, n)
         return [self._evidence(list(zip(r, v))) for r, v in zip(rows.tolist(), values.tolist())]
 
     def _evidence(self, hits: list[tuple[int, float]]) -> list[Evidence]:

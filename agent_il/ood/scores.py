@@ -21,13 +21,14 @@ the threshold that turns one into ``unknown`` is fitted in :mod:`agent_il.ood.ca
 from __future__ import annotations
 
 import functools
+import sys
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
-import torch
 
 from agent_il.state import Calibration
-from agent_il.strategies.base import Strategy
+from agent_il.strategies.heads import Head
 
 SHRINK = 0.3  # least covariance shrinkage toward a scaled identity; more with fewer exemplars than dims
 
@@ -109,21 +110,41 @@ class ClassStats:
 def _moments(x: np.ndarray, y: np.ndarray, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
     """``X^T X`` and the per-class sums of the rows, in float64."""
     dim = x.shape[1]
-    scatter = torch.zeros(dim, dim, dtype=torch.float64)
-    class_sums = torch.zeros(n_classes, dim, dtype=torch.float64)
-    labels = torch.from_numpy(np.asarray(y, dtype=np.int64))
+    scatter = np.zeros((dim, dim))
+    class_sums = np.zeros((n_classes, dim))
+    labels = np.asarray(y, dtype=np.int64)
     for s in range(0, len(x), 16384):  # float64 a block at a time, not a float64 copy of all rows
-        block = torch.from_numpy(np.ascontiguousarray(x[s : s + 16384])).double()
-        scatter.addmm_(block.T, block)
-        class_sums.index_add_(0, labels[s : s + 16384], block)
-    return scatter.numpy(), class_sums.numpy()
+        block = np.asarray(x[s : s + 16384], dtype=np.float64)
+        scatter += matmul(block.T, block)
+        np.add.at(class_sums, labels[s : s + 16384], block)
+    return scatter, class_sums
 
 
 def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``a @ b`` on torch's threads. numpy's BLAS keeps a thread pool of its own, and waking it
-    during a predict makes it fight the encoder's threads for the same cores: measured on 2
-    cores, +2-4 ms on every single query, the encoder itself included."""
-    return (torch.from_numpy(a) @ torch.from_numpy(b)).numpy()
+    """``a @ b``, on torch's threads when torch is loaded (the torch encoder and learning): numpy's
+    BLAS keeps a thread pool of its own, and waking it during a predict makes it fight the
+    encoder's threads for the same cores (measured on 2 cores: +2-4 ms on every single query).
+    Without torch (the ONNX backend) numpy does it: nothing loads torch for a product."""
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return a @ b
+    return (torch.from_numpy(np.ascontiguousarray(a)) @ torch.from_numpy(np.ascontiguousarray(b))).numpy()
+
+
+def top_k(values: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``n`` largest values of each row and their columns, largest first."""
+    if n < values.shape[1]:
+        cols = np.argpartition(-values, n - 1, axis=1)[:, :n]
+    else:
+        cols = np.broadcast_to(np.arange(values.shape[1]), values.shape)
+    order = np.argsort(-np.take_along_axis(values, cols, 1), axis=1, kind="stable")
+    cols = np.take_along_axis(cols, order, 1)
+    return np.take_along_axis(values, cols, 1), cols
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = np.exp(logits - logits.max(1, keepdims=True))
+    return shifted / shifted.sum(1, keepdims=True)
 
 
 def _shrunk_inverse(cov: np.ndarray, n: int) -> np.ndarray:
@@ -133,7 +154,7 @@ def _shrunk_inverse(cov: np.ndarray, n: int) -> np.ndarray:
     dim = cov.shape[0]
     scale = max(float(np.trace(cov)) / dim, 1e-6)
     shrink = min(0.95, max(SHRINK, dim / max(n, 1)))
-    return torch.linalg.inv(torch.from_numpy((1 - shrink) * cov + shrink * scale * np.eye(dim))).numpy()
+    return np.linalg.inv((1 - shrink) * cov + shrink * scale * np.eye(dim))
 
 
 class _Gaussians:
@@ -150,15 +171,15 @@ class _Gaussians:
 
 
 def components(
-    logits: torch.Tensor, x: np.ndarray, stats: ClassStats | None, own: np.ndarray | None = None
+    logits: Any, x: np.ndarray, stats: ClassStats | None, own: np.ndarray | None = None
 ) -> dict[str, np.ndarray]:
-    """Every raw score for each row; the distance scores need ``stats`` (exemplars). ``own[i]`` is
-    the class whose exemplar row ``i`` is (-1: none): its class mean is taken without it."""
-    logits = logits.double()
-    out = {
-        "msp": torch.softmax(logits, 1).max(1).values.numpy(),
-        "energy": torch.logsumexp(logits, 1).numpy(),
-    }
+    """Every raw score for each row (``logits``: numpy, or a CPU torch tensor); the distance
+    scores need ``stats`` (exemplars). ``own[i]`` is the class whose exemplar row ``i`` is (-1:
+    none): its class mean is taken without it."""
+    logits = np.asarray(logits, dtype=np.float64)
+    top = logits.max(1)
+    total = np.exp(logits - top[:, None]).sum(1)
+    out = {"msp": 1.0 / total, "energy": top + np.log(total)}
     if stats is not None:
         known = stats.known
         if known.any():
@@ -196,13 +217,13 @@ def score(name: str, comps: dict[str, np.ndarray], norm: dict[str, list[float]])
     return comps[name] if name in comps else comps["energy"]
 
 
-def head_logits(strategy: Strategy, raw: torch.Tensor) -> torch.Tensor:
-    """The head's ``raw`` scores on the fixed scale the scores above read."""
-    return raw / strategy.score_temperature
+def head_logits(head: Head | Any, raw: Any) -> Any:
+    """``raw`` scores of a head (or strategy) on the fixed scale the scores above read."""
+    return raw / head.score_temperature
 
 
 def rejections(
-    name: str, cal: Calibration | None, logits: torch.Tensor, x: np.ndarray, stats: ClassStats | None
+    name: str, cal: Calibration | None, logits: Any, x: np.ndarray, stats: ClassStats | None
 ) -> tuple[np.ndarray | None, np.ndarray]:
     """The in-scope score ``name`` of each row and whether it is kept under ``cal`` (workspaces
     from before calibration existed keep everything); ``logits`` from :func:`head_logits`."""

@@ -21,9 +21,9 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from safetensors.torch import load as load_safetensors
-from safetensors.torch import save as save_safetensors
-from torch import Tensor
+import numpy as np
+from safetensors.numpy import load as load_safetensors
+from safetensors.numpy import save as save_safetensors
 
 from agent_il.errors import DamagedError, InvalidInputError, WorkspaceError
 from agent_il.state import READABLE_SCHEMAS, SCHEMA_VERSION
@@ -38,13 +38,18 @@ class Conflict(WorkspaceError):
     """Another writer committed first; the operation is recomputed on top of its state."""
 
 
-def decode_tensors(data: bytes) -> dict[str, Tensor]:
-    """Tensors from safetensors bytes (never pickle), raising on truncated or malformed data."""
+Arrays = dict[str, np.ndarray]
+
+
+def decode_tensors(data: bytes) -> Arrays:
+    """Arrays from safetensors bytes (never pickle), raising on truncated or malformed data. numpy,
+    not torch: a predict reads a generation without importing torch."""
     return load_safetensors(data)
 
 
-def encode_tensors(tensors: dict[str, Tensor]) -> bytes:
-    return save_safetensors({k: v.contiguous() for k, v in tensors.items()})
+def encode_tensors(tensors: dict[str, Any]) -> bytes:
+    """safetensors bytes of numpy arrays or CPU torch tensors (the same bytes either way)."""
+    return save_safetensors({k: np.ascontiguousarray(v) for k, v in tensors.items()})
 
 
 def check_schema(state: Any, where: str) -> dict[str, Any]:
@@ -132,7 +137,7 @@ class Workspace(abc.ABC):
     def initial_state(self, state: dict[str, Any]) -> dict[str, Any]:
         return {**state, "schema": SCHEMA_VERSION, "generation": 0, "weights": None}
 
-    def read_tensors(self, state: dict[str, Any]) -> dict[str, Tensor]:
+    def read_tensors(self, state: dict[str, Any]) -> Arrays:
         """The weights the state names, checked against the digest it records."""
         if state["weights"] is None:
             return {}
@@ -147,7 +152,7 @@ class Workspace(abc.ABC):
         except Exception as exc:  # truncated or tampered
             raise DamagedError(f"cannot read weights {state['weights']} of {self.location}: {exc}") from exc
 
-    def read_statistics(self, state: dict[str, Any]) -> dict[str, Tensor]:
+    def read_statistics(self, state: dict[str, Any]) -> Arrays:
         """The newest generation's statistics (what the next fit needs), checked against their digest."""
         key = state.get("statistics")
         if key is None:  # a repaired workspace: derived again from the examples
@@ -158,7 +163,7 @@ class Workspace(abc.ABC):
         return decode_tensors(data)
 
     def commit(
-        self, state: dict[str, Any], tensors: dict[str, Tensor], statistics: dict[str, Tensor] | None = None
+        self, state: dict[str, Any], tensors: dict[str, Any], statistics: dict[str, Any] | None = None
     ) -> dict[str, Any]:
         """Persist a new generation (no weights blob when nothing is learned; ``statistics``
         replace the state's when given); returns the state."""

@@ -9,13 +9,11 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Any
 
-from torch import Tensor
-
 from agent_il.errors import InvalidInputError, ModelMismatchError, WorkspaceError
 from agent_il.memory.records import Records
 from agent_il.memory.store import RecordStore
 from agent_il.state import STORES, WorkspaceState, now
-from agent_il.storage.base import Conflict
+from agent_il.storage.base import Arrays, Conflict
 from agent_il.storage.blobs import Blobs
 from agent_il.storage.snapshots import AUTO_PREFIX, SnapshotInfo, Snapshots, check_name
 
@@ -28,7 +26,7 @@ class Restore:
 
     info: SnapshotInfo
     state: WorkspaceState
-    tensors: dict[str, Tensor]
+    tensors: Arrays
     missing: dict[str, Records]
     save_present: bool
 

@@ -16,11 +16,9 @@ import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import torch
-
 from agent_il.errors import DamagedError, InvalidInputError, WorkspaceError
 from agent_il.memory.records import Records
-from agent_il.storage.base import decode_tensors
+from agent_il.storage.base import Arrays, decode_tensors
 from agent_il.storage.blobs import Blobs, sealed, sha256, unsealed
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -155,7 +153,7 @@ class Snapshots:
         """Automatic snapshots, oldest first (their names carry a zero-padded generation)."""
         return sorted(n for n in self.names() if n.startswith(AUTO_PREFIX))
 
-    def load(self, name: str) -> tuple[dict[str, Any], dict[str, torch.Tensor], dict[str, Records]]:
+    def load(self, name: str) -> tuple[dict[str, Any], Arrays, dict[str, Records]]:
         """Verify every blob against the manifest, then return (state, weights, the record copies
         an old-style snapshot holds: {} for others)."""
         manifest = self._manifest(name)
@@ -175,7 +173,7 @@ class Snapshots:
             if arrays_key is not None:
                 arrays = decode_tensors(data[arrays_key])
                 meta = json.loads(data[arrays_key.replace(".safetensors", ".records")])
-                records = {k: Records(m["ids"], arrays[k].numpy(), m["texts"], m["metadatas"]) for k, m in meta.items()}
+                records = {k: Records(m["ids"], arrays[k], m["texts"], m["metadatas"]) for k, m in meta.items()}
         except Exception as exc:
             raise DamagedError(f"snapshot {name!r} is damaged: {exc}") from exc
         return manifest["state"], weights, records

@@ -16,8 +16,7 @@ import random
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-
-from torch import Tensor
+from typing import Any
 
 from agent_il.memory.records import Records
 from agent_il.memory.store import RecordStore
@@ -95,11 +94,11 @@ class Transactions:
     def commit(
         self,
         state: WorkspaceState,
-        tensors: dict[str, Tensor],
+        tensors: dict[str, Any],
         added: dict[str, Records],
         on_commit: Callable[[WorkspaceState], None],
         snapshot: bool = False,
-        statistics: dict[str, Tensor] | None = None,
+        statistics: dict[str, Any] | None = None,
     ) -> SnapshotInfo | None:
         """Add records, commit ``state`` (with new ``statistics`` if given), tell ``on_commit``,
         drop the records nothing names any more. Call in the write turn. With ``snapshot``, the

@@ -19,6 +19,7 @@ import torch
 from torch import Tensor
 
 from agent_il.strategies.base import Revision, Strategy
+from agent_il.strategies.heads import RIDGE_SCORE_TEMPERATURE, ridge_features
 
 _TEMPERATURES = torch.logspace(-3, 1, 41, dtype=torch.float64)
 REFERENCE_COUNT = 100.0  # a class with this many examples in a learn gets weight 1
@@ -44,7 +45,7 @@ class RidgeStrategy(Strategy):
     exact_edits: ClassVar[bool] = True
     # The temperature is refitted at every learn on that learn's examples alone (one class: any
     # temperature fits), so rejection reads the raw scores at the one CLINC150 fits overall.
-    score_temperature: ClassVar[float] = 0.05
+    score_temperature: ClassVar[float] = RIDGE_SCORE_TEMPERATURE
 
     def __init__(self, *, features: int = 2048, ridge_lambda: float = 1.0, bias_scale: float = 0.3, seed: int = 0):
         self.features, self.ridge_lambda, self.bias_scale, self.seed = features, ridge_lambda, bias_scale, seed
@@ -83,10 +84,16 @@ class RidgeStrategy(Strategy):
 
     def _draw(self, dim: int) -> None:
         """The random features: drawn from the seed, so a generation need not store them."""
+        self._draw_as(dim, None)
+
+    def _draw_as(self, dim: int, probe: Tensor | None) -> None:
+        """The features of the seed, as the head whose ``probe`` is given drew them (see
+        :func:`ridge_features`); raises ValueError if no draw matches."""
         self._memo = None
-        gen = torch.Generator().manual_seed(self.seed)
-        self.projection = torch.randn(dim, self.features, generator=gen)
-        self.bias = self.bias_scale * torch.randn(self.features, generator=gen)
+        projection, bias = ridge_features(
+            self.seed, dim, self.features, self.bias_scale, None if probe is None else probe.numpy()
+        )
+        self.projection, self.bias = torch.from_numpy(projection.copy()), torch.from_numpy(bias.copy())
 
     def _start(self, dim: int) -> None:
         if self.projection is None:
@@ -339,10 +346,7 @@ class RidgeStrategy(Strategy):
         if "projection" in tensors:  # written before generations were lean
             self.projection, self.bias = tensors["projection"], tensors["bias"]
         else:
-            self._draw(dim)
-            assert self.projection is not None
-            if not torch.equal(self.projection.flatten()[:_PROBE], tensors["projection_probe"]):
-                raise ValueError("this torch draws other random features from the seed than the one that made the head")
+            self._draw_as(dim, tensors["projection_probe"])
         self.gram = self.cross = self._factor = self._base = None
         self._forget_rows()
         if "gram_upper" in tensors:

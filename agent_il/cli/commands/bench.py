@@ -47,6 +47,13 @@ def bench(
         "bench-results"
     ),
     model: Annotated[str | None, typer.Option("--model", help="Encoder (default: bundled all-MiniLM-L6-v2).")] = None,
+    backend: Annotated[
+        str,
+        typer.Option(
+            "--backend",
+            help="How the encoder runs: auto (ONNX Runtime on the CPU, torch on CUDA), torch, onnx or onnx-int8.",
+        ),
+    ] = "auto",
     cache_dir: Annotated[
         Path | None,
         typer.Option("--cache-dir", help="Embedding cache (default: ~/.cache/agent-il).", show_default=False),
@@ -67,7 +74,9 @@ def bench(
     from agent_il import strategies, validation
     from agent_il.bench import datasets, protocol, reports
     from agent_il.cli import render
+    from agent_il.encoding.base import check_backend
 
+    check_backend(backend)  # refused before anything is read, encoded or written
     n_tasks_asked = None if tasks is None else validation.integer(tasks, "--tasks", 1, MAX_TASKS, text=True)
     memory = validation.positive_int(memory_per_class, "--memory-per-class", MAX_MEMORY_PER_CLASS, text=True)
     seed_list = _seeds(seeds) if seeds else [0, 1, 2]
@@ -85,7 +94,7 @@ def bench(
             f"--tasks must be between 1 and the number of classes ({corpus.classes}), got {n_tasks_asked}"
         )
     n_tasks = n_tasks_asked or protocol.default_task_count(corpus.classes)
-    with datasets.Embeddings(model, cache_dir) as embed:
+    with datasets.Embeddings(model, cache_dir, backend) as embed:
         with render.progress(enabled=not as_json, what="Encoding") as advance:
             train_split, test_split = datasets.encode(corpus, embed, on_progress=advance)
         tasks_run = min(3, n_tasks) if quick else n_tasks
@@ -110,6 +119,7 @@ def bench(
             )
         extra = {
             "model": embed.model_id,
+            "backend": embed.backend,
             "train": str(train),
             "test": str(test or train),
             "encoded_texts": embed.encoded_count,  # 0 when every embedding came from the cache

@@ -25,6 +25,13 @@ def init(
             "--model", help="Encoder: a sentence-transformers name or local path (default: bundled all-MiniLM-L6-v2)."
         ),
     ] = None,
+    backend: Annotated[
+        str,
+        typer.Option(
+            "--backend",
+            help="How the encoder runs: auto (ONNX Runtime on the CPU, torch on CUDA), torch, onnx or onnx-int8.",
+        ),
+    ] = "auto",
     strategy: Annotated[
         str | None, typer.Option("--strategy", help="Learning rule: ridge (default), ewc-replay, replay, ewc or naive.")
     ] = None,
@@ -63,8 +70,8 @@ def init(
     exists, location = workspace_exists(ctx, home)
     if exists:
         raise WorkspaceError(f"{location} is already a workspace; use it, or choose another one")
-    encoder = Encoder(model)
-    _ = encoder.dim  # a model that cannot load fails here, before anything is created
+    encoder = Encoder(model, backend=backend)
+    _ = encoder.dim  # a model that cannot load (or export) fails here, before anything is created
     learner = open_learner(
         ctx,
         home,
@@ -80,7 +87,10 @@ def init(
     if as_json:
         emit(info)
     else:
-        typer.echo(f"Created workspace {info['path']} (model {info['model']}, strategy {info['strategy']}).")
+        typer.echo(
+            f"Created workspace {info['path']} (model {info['model']}, backend {info['backend']}, "
+            f"strategy {info['strategy']})."
+        )
         typer.echo("Next: agent-il learn FILE --task NAME")
 
 

@@ -146,11 +146,25 @@ def stdio_client(home: Path, *extra: str) -> Client:
     return Client(params, read_timeout_seconds=120)
 
 
+def served_with_torch() -> bool:
+    """Whether the ``agent-il serve`` process this one started has torch's library mapped."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) != os.getpid():
+                continue
+            if b"serve" in (stat.parent / "cmdline").read_bytes():
+                return "libtorch" in (stat.parent / "maps").read_text()
+        except (OSError, ValueError, IndexError):  # a process that ended meanwhile
+            continue
+    raise AssertionError("no agent-il serve process is running under this one")
+
+
 def test_stdio_subprocess(fresh_home: Path) -> None:
     async def main() -> None:
         async with stdio_client(fresh_home) as client:
             assert client.server_info.name == "agent-il"
             await check_read_only_server(client)
+            assert served_with_torch() is False  # an onnx workspace is served without torch
         async with stdio_client(fresh_home, "--allow-learning") as client:
             await check_learning_server(client)
 

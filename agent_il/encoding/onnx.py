@@ -1,0 +1,58 @@
+"""The ONNX Runtime backend: the model's export (:mod:`agent_il.encoding.export`) run with the
+``tokenizers`` library, with no torch, transformers or sentence-transformers in the process."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from agent_il.encoding import export
+from agent_il.encoding.base import Backend
+from agent_il.errors import WorkspaceError
+
+
+class OnnxBackend(Backend):
+    def __init__(self, model_id: str, name: str) -> None:
+        import onnxruntime
+        from tokenizers import Tokenizer
+
+        self.name = name
+        found = export.ensure(model_id, name)
+        meta = found.meta
+        self.inputs, self._lower, self._dim = meta["inputs"], meta["do_lower_case"], int(meta["dim"])
+        self.tokenizer = Tokenizer.from_file(str(found.folder / "tokenizer.json"))
+        self.tokenizer.enable_truncation(int(meta["max_seq_length"]))
+        self.tokenizer.enable_padding(pad_id=int(meta["pad_id"]), pad_token=str(meta["pad_token"]))
+        options = onnxruntime.SessionOptions()
+        options.log_severity_level = 3  # no graph-optimisation notices on stderr
+        # Spinning threads after a run keep the cores busy through the head's own arithmetic.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        try:
+            self.session = onnxruntime.InferenceSession(found.model, options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # a graph this ONNX Runtime cannot run
+            raise WorkspaceError(f"ONNX Runtime cannot load the export in {found.folder}: {exc}") from exc
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    def embed(self, texts: Sequence[str], batch_size: int) -> np.ndarray:
+        if self.name == "onnx-int8":
+            # Dynamic quantisation scales activations by the whole batch (padding included), so a
+            # text's int8 vector would depend on its neighbours: each text runs alone (~1 ms).
+            batch_size = 1
+        prepared = [t.strip().lower() if self._lower else t.strip() for t in texts]
+        # Batches of similar lengths pad little, as sentence-transformers sorts them.
+        order = sorted(range(len(prepared)), key=lambda i: -len(prepared[i]))
+        out = np.empty((len(prepared), self._dim), dtype=np.float32)
+        for s in range(0, len(order), batch_size):
+            rows = order[s : s + batch_size]
+            encoded = self.tokenizer.encode_batch([prepared[i] for i in rows])
+            ids = np.array([e.ids for e in encoded], dtype=np.int64)
+            feed = {"input_ids": ids, "attention_mask": np.array([e.attention_mask for e in encoded], dtype=np.int64)}
+            if "token_type_ids" in self.inputs:
+                feed["token_type_ids"] = np.array([e.type_ids for e in encoded], dtype=np.int64)
+            vectors = self.session.run(None, {k: feed[k] for k in self.inputs})[0]
+            out[rows] = vectors / np.linalg.norm(vectors, axis=1, keepdims=True).clip(1e-12)
+        return out
