@@ -81,11 +81,11 @@ def learn_runs(learner: Any, intents: list[tuple[str, list[str]]]) -> dict[str, 
     from agent_il.upkeep import CHECKPOINT_ROWS
 
     walls, parts, bare, checkpoints = [], [], [], []
-    model = learner.encoder.model
+    embed = learner.encoder.runner.embed  # the workspace's own backend, without the product around it
     for n, (label, texts) in enumerate(intents):
         forget(learner)
         t = time.perf_counter()
-        model.encode(texts, batch_size=64, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
+        embed(texts, 64)
         bare.append(time.perf_counter() - t)
         forget(learner)
         written = learner.state.statistics
@@ -208,14 +208,15 @@ def main() -> None:
     parser.add_argument(
         "--learns", type=int, default=60, help="20-example learns in a row (enough to reach one checkpoint)"
     )
+    parser.add_argument("--backend", default="auto", help="encoder backend (default: what a new workspace gets)")
     args = parser.parse_args()
     if args.quick:
         args.learns = min(args.learns, 4)
     classes = 30 if args.quick else 150
     repeats = 2 if args.quick else args.repeats
     sets = load_sets(args.quick)
-    enc, cache = cached_encoder(None)
-    result: dict[str, Any] = {"machine": machine("cpu"), "classes": classes}
+    enc, cache = cached_encoder(None, args.backend)
+    result: dict[str, Any] = {"machine": machine("cpu"), "classes": classes, "backend": enc.backend}
     with tempfile.TemporaryDirectory() as tmp:
         learner = build_clinc_workspace(Path(tmp) / "kb", sets, enc, cache, classes)
         result["examples"] = len(learner.state.live("examples")) + len(learner.state.live("holdout"))

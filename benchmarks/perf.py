@@ -20,6 +20,9 @@ Sections (``--only``), each writing benchmarks/results/perf/<section>.json:
                imports sentence-transformers, loads the same model and encodes one sentence.
 - ``memory``   RSS of a process serving predictions at 150 intents vs the bare script's.
 - ``bench``    ``agent-il bench`` twice on a fresh cache: encoded_texts and seconds of each run.
+- ``backends`` the torch, onnx and onnx-int8 encoder backends against bare sentence-transformers:
+               cold predict, cold ``serve mcp`` to its first answer, one query, 2,000 queries, RSS
+               (``benchmarks/backends.py``). The sections above measure the torch backend.
 
 Embedding inputs are new texts at every timed call: the encoder's in-process memo and the
 workspace's SQLite cache are emptied (untimed) before each one, so predict pays for the forward
@@ -53,7 +56,7 @@ CLINC = ROOT / "examples" / "data" / "clinc150" / "data_full.json"
 BANKING = ROOT / "examples" / "data" / "banking77" / "train.csv"
 QUICK_DIR = ROOT / "examples" / "data" / "quickstart"
 OUT = HERE / "results" / "perf"
-SECTIONS = ("predict", "latency", "learn", "growth", "cold", "memory", "bench")
+SECTIONS = ("predict", "latency", "learn", "growth", "cold", "memory", "bench", "backends")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
@@ -146,14 +149,14 @@ def load_sets(quick: bool) -> dict[str, Any]:
     return {"train": train, "test": test, "banking": bank}
 
 
-def cached_encoder(device: str | None):
+def cached_encoder(device: str | None, backend: str = "torch"):
     """An Encoder and the user-level embedding cache ``agent-il bench`` uses (set-up only: no
     timed figure reads this cache)."""
     from agent_il.encoding.cache import EmbeddingCache, cache_path
     from agent_il.encoding.encoder import Encoder
 
-    enc = Encoder(device=device)
-    cache = EmbeddingCache(cache_path(enc.model_id), enc.dim)
+    enc = Encoder(device=device, backend=backend)  # torch: its own model is the bare baseline of these sections
+    cache = EmbeddingCache(cache_path(enc.cache_id), enc.dim)
     return enc, cache
 
 
@@ -845,6 +848,13 @@ def section_memory(args: argparse.Namespace, ctx: dict[str, Any]) -> dict[str, A
     }
 
 
+def section_backends(args: argparse.Namespace, ctx: dict[str, Any]) -> dict[str, Any]:
+    sys.path.insert(0, str(HERE))
+    import backends
+
+    return backends.section(args, ctx["sets"])
+
+
 def section_bench(args: argparse.Namespace, ctx: dict[str, Any]) -> dict[str, Any]:
     """``agent-il bench`` twice on a fresh cache directory, on the first ``--bench-intents``
     CLINC150 intents (train and test split written as CSV), ridge only, 3 tasks, one seed."""
@@ -1016,6 +1026,7 @@ def main() -> None:
     ap.add_argument("--table", action="store_true", help="print the README table from the results and stop")
     ap.add_argument("--baseline", help="latency: also measure the library of this checkout (e.g. a git worktree)")
     ap.add_argument("--rounds", type=int, default=2, help="with --baseline: alternated runs of each tree")
+    ap.add_argument("--backends", default="torch,onnx,onnx-int8", help="backends section: which encoder backends")
     ap.add_argument("--growth-build", help=argparse.SUPPRESS)
     ap.add_argument("--growth-measure", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -1061,7 +1072,9 @@ def main() -> None:
             ctx["learner"] = build_clinc_workspace(ws, sets, enc, cache, classes)
             ctx["ws"] = ws
             print(f"workspace: {classes} intents built in {time.perf_counter() - t:.1f} s", file=sys.stderr)
-        order = [s for s in ("predict", "latency", "learn", "growth", "memory", "cold", "bench") if s in only]
+        order = [
+            s for s in ("predict", "latency", "learn", "growth", "memory", "cold", "bench", "backends") if s in only
+        ]
         for name in order:
             print(f"== {name}", file=sys.stderr, flush=True)
             t = time.perf_counter()
