@@ -45,6 +45,16 @@ def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def single_threaded_numpy() -> None:
+    """Run numpy's BLAS on one thread from now on. The encoder's threads (ONNX Runtime's or
+    torch's) do the heavy work; the head, rejection and evidence products around them are small,
+    and BLAS threads left spinning after one take the cores from the next forward pass (measured on
+    2 cores: 2,000 queries 7.2 s instead of 5.6 s; one torch query 36 ms instead of 13 ms)."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1, user_api="blas")
+
+
 class Backend(ABC):
     """One way of running a model. Loaded when first used; ``embed`` is the only hot call."""
 

@@ -38,6 +38,7 @@ def resolve(name: str, model_id: str, device: str | None) -> str:
 
 
 def make(name: str, model_id: str, device: str | None) -> base.Backend:
+    base.single_threaded_numpy()
     if name == "torch":
         from agent_il.encoding.sbert import SentenceTransformersBackend
 

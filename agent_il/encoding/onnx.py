@@ -11,6 +11,8 @@ from agent_il.encoding import export
 from agent_il.encoding.base import Backend
 from agent_il.errors import WorkspaceError
 
+SUB_BATCH = 16
+
 
 class OnnxBackend(Backend):
     def __init__(self, model_id: str, name: str) -> None:
@@ -42,6 +44,9 @@ class OnnxBackend(Backend):
             # Dynamic quantisation scales activations by the whole batch (padding included), so a
             # text's int8 vector would depend on its neighbours: each text runs alone (~1 ms).
             batch_size = 1
+        # Batches sorted by length and at most SUB_BATCH long pad little: 2,000 CLINC150 queries
+        # sent 64 at a time took 4.5 s in batches of 16 and 6.2 s in batches of 64.
+        batch_size = min(batch_size, SUB_BATCH)
         prepared = [t.strip().lower() if self._lower else t.strip() for t in texts]
         # Batches of similar lengths pad little, as sentence-transformers sorts them.
         order = sorted(range(len(prepared)), key=lambda i: -len(prepared[i]))

@@ -128,7 +128,7 @@ def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     torch = sys.modules.get("torch")
     if torch is None:
         return a @ b
-    return (torch.from_numpy(np.ascontiguousarray(a)) @ torch.from_numpy(np.ascontiguousarray(b))).numpy()
+    return (torch.from_numpy(a) @ torch.from_numpy(b)).numpy()
 
 
 def top_k(values: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
