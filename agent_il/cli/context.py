@@ -37,6 +37,13 @@ Home = Annotated[
     ),
 ]
 Json = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
+Backend = Annotated[
+    str,
+    typer.Option(
+        "--backend",
+        help="How the encoder runs: auto (ONNX Runtime on the CPU, torch on CUDA), torch, onnx or onnx-int8.",
+    ),
+]
 Model = Annotated[
     str | None,
     typer.Option("--model", help="Expected encoder (name or local path); refused if the workspace uses another."),

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from agent_il.cli.context import Format, Json, LabelCol, TextCol, emit, guarded
+from agent_il.cli.context import Backend, Format, Json, LabelCol, TextCol, emit, guarded
 
 MAX_TASKS = 10_000
 MAX_MEMORY_PER_CLASS = 100_000  # exemplars per class: more than any intent data set holds
@@ -47,13 +47,7 @@ def bench(
         "bench-results"
     ),
     model: Annotated[str | None, typer.Option("--model", help="Encoder (default: bundled all-MiniLM-L6-v2).")] = None,
-    backend: Annotated[
-        str,
-        typer.Option(
-            "--backend",
-            help="How the encoder runs: auto (ONNX Runtime on the CPU, torch on CUDA), torch, onnx or onnx-int8.",
-        ),
-    ] = "auto",
+    backend: Backend = "auto",
     cache_dir: Annotated[
         Path | None,
         typer.Option("--cache-dir", help="Embedding cache (default: ~/.cache/agent-il).", show_default=False),

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from agent_il.cli.context import Home, Json, emit, guarded, open_learner, where, workspace_exists
+from agent_il.cli.context import Backend, Home, Json, emit, guarded, open_learner, where, workspace_exists
 
 
 def register(app: typer.Typer) -> None:
@@ -25,13 +25,7 @@ def init(
             "--model", help="Encoder: a sentence-transformers name or local path (default: bundled all-MiniLM-L6-v2)."
         ),
     ] = None,
-    backend: Annotated[
-        str,
-        typer.Option(
-            "--backend",
-            help="How the encoder runs: auto (ONNX Runtime on the CPU, torch on CUDA), torch, onnx or onnx-int8.",
-        ),
-    ] = "auto",
+    backend: Backend = "auto",
     strategy: Annotated[
         str | None, typer.Option("--strategy", help="Learning rule: ridge (default), ewc-replay, replay, ewc or naive.")
     ] = None,
