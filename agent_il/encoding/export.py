@@ -147,6 +147,11 @@ def _build(model_id: str, backend: str, source: Path, sources: dict[str, list[An
         meta["sources"] = sources
         write_bytes(work / "meta.json", sealed(meta).encode())
         if folder.exists():
+            try:  # another process may have put a good export there meanwhile: keep it
+                _checked(folder, _read_meta(folder) or {}, sources)
+                return
+            except DamagedError:
+                pass
             old = folder.with_name(f".{folder.name}.old-{uuid.uuid4().hex[:8]}")
             os.replace(folder, old)
             shutil.rmtree(old, ignore_errors=True)
