@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pytest
+import torch
 from torch import Tensor
 
 from agent_il import strategies
@@ -101,3 +103,32 @@ def test_ridge_learns_around_its_factor_as_if_it_factored_every_time(monkeypatch
     assert torch.allclose(around.recurring_scores(held[:36]), around.raw_scores(held[:36]))
     assert torch.allclose(around.recurring_scores(held), around.raw_scores(held))  # the first 36 reused
     assert torch.allclose(around.recurring_scores(held[12:]), around.raw_scores(held[12:]))  # not a prefix
+
+
+def test_ridge_features_are_drawn_by_numpy_and_heads_drawn_by_torch_still_load() -> None:
+    from agent_il.strategies.heads import ridge_features
+
+    drawn, _ = ridge_features(0, 8, 16, 0.3)
+    legacy = torch.randn(8, 16, generator=torch.Generator().manual_seed(0)).numpy()  # heads before numpy drew
+    assert not np.array_equal(drawn, legacy)
+    assert np.array_equal(ridge_features(0, 8, 16, 0.3, drawn.reshape(-1)[:64])[0], drawn)
+    assert np.array_equal(ridge_features(0, 8, 16, 0.3, legacy.reshape(-1)[:64])[0], legacy)
+    with pytest.raises(ValueError, match="not the ones that made the head"):
+        ridge_features(0, 8, 16, 0.3, np.ones(64, dtype=np.float32))
+
+
+def test_the_numpy_ridge_head_scores_as_the_strategy_does() -> None:
+    from agent_il.strategies.heads import RidgeHead, head_of, load_head
+
+    gen = torch.Generator().manual_seed(1)
+    x, y = torch.randn(120, 24, generator=gen), torch.arange(120) % 6
+    strategy = strategies.make("ridge", {"features": 64})
+    strategy.fit(x, y, 6, None)
+    head = head_of(strategy)
+    assert isinstance(head, RidgeHead) and head.n_classes == 6 and head.temperature == strategy.temperature
+    probe = torch.randn(10, 24, generator=gen)
+    assert np.allclose(head.raw_scores(probe.numpy()), strategy.raw_scores(probe).numpy(), atol=1e-4)
+    stored = {k: v.numpy() for k, v in strategy.tensors().items()}
+    assert np.array_equal(
+        load_head("ridge", strategy.config(), stored).raw_scores(probe.numpy()), head.raw_scores(probe.numpy())
+    )
