@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from typer.core import TyperGroup
 
-from agent_il.cli.commands import bench, editing, knowledge, learning, plugins, snapshots, workspace
+from agent_il.cli.commands import bench, editing, knowledge, learning, plugins, snapshots, transfer, workspace
 from agent_il.cli.context import Where, set_debug
 
 # The order `agent-il --help` lists the commands in, whichever module registers them.
@@ -31,6 +31,8 @@ ORDER = (
     "intents",
     "examples",
     "inbox",
+    "export",
+    "import",
 )
 
 
@@ -96,7 +98,7 @@ def root(
     ctx.obj = Where(chroma_url, workspace_name, tenant, database, wait)
 
 
-for module in (workspace, learning, snapshots, knowledge, editing, bench, plugins):
+for module in (workspace, learning, snapshots, knowledge, editing, bench, plugins, transfer):
     module.register(app)
 
 

@@ -55,6 +55,26 @@ TextCol = Annotated[
 LabelCol = Annotated[
     str | None, typer.Option("--label-col", help="Column holding the label (default: label, intent, category...).")
 ]
+ImportFormat = Annotated[
+    str | None,
+    typer.Option(
+        "--format",
+        help="csv, tsv, jsonl, json, or an intent framework's: rasa (nlu.yml or a data/ directory), dialogflow "
+        "(ES agent zip or directory), lex (V2 bot zip), semantic-router (route config). Default: detected.",
+    ),
+]
+Language = Annotated[
+    str | None, typer.Option("--language", help="Dialogflow: the language to read when the agent has several.")
+]
+Locale = Annotated[str | None, typer.Option("--locale", help="Lex: the locale to read when the bot has several.")]
+KeepFallback = Annotated[
+    bool,
+    typer.Option(
+        "--keep-fallback",
+        help="Learn fallback / out-of-scope intents (out_of_scope, Default Fallback Intent, oos...) as intents, "
+        "instead of fitting the unknown threshold on them.",
+    ),
+]
 Split = Annotated[
     str | None, typer.Option("--split", help="For a JSON object of splits (CLINC150's data_full.json): which one.")
 ]

@@ -4,15 +4,19 @@ it, and measure what it learned and forgot."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from agent_il.cli.context import (
     Format,
     Home,
+    ImportFormat,
     Json,
+    KeepFallback,
     LabelCol,
+    Language,
+    Locale,
     Model,
     Split,
     TextCol,
@@ -37,13 +41,21 @@ def register(app: typer.Typer) -> None:
 def learn(
     ctx: typer.Context,
     file: Annotated[
-        Path, typer.Argument(help="Labelled examples: CSV/TSV with a header, JSONL, or JSON.", show_default=False)
+        Path,
+        typer.Argument(
+            help="Labelled examples: CSV/TSV with a header, JSONL, JSON, or an export of Rasa, Dialogflow ES, "
+            "Amazon Lex V2 or semantic-router.",
+            show_default=False,
+        ),
     ],
     task: Annotated[str | None, typer.Option("--task", help="Name of this task (default: task-N).")] = None,
     text_col: TextCol = None,
     label_col: LabelCol = None,
-    fmt: Format = None,
+    fmt: ImportFormat = None,
     split: Split = None,
+    language: Language = None,
+    locale: Locale = None,
+    keep_fallback: KeepFallback = False,
     holdout: Annotated[
         float, typer.Option("--holdout", help="Fraction of each class kept aside as this task's test slice.")
     ] = 0.0,
@@ -54,9 +66,12 @@ def learn(
     """Learn the intents in FILE as one task, and show what it changed and what it forgot.
 
     New labels become new intents; known labels get more examples. A snapshot is taken first,
-    so `agent-il rollback` undoes it.
+    so `agent-il rollback` undoes it. From an intent framework, entity annotations become plain
+    text and fallback intents (out_of_scope, Default Fallback Intent, oos) fit the `unknown`
+    threshold (`agent-il calibrate`) instead of being learned, unless `--keep-fallback`.
 
-    Example: `agent-il learn examples/data/quickstart/banking.csv --task banking --holdout 0.2`
+    Example: `agent-il learn examples/data/quickstart/banking.csv --task banking --holdout 0.2`,
+    or `agent-il learn data/nlu.yml --task rasa`
     """
     from agent_il import data, validation
     from agent_il.cli import render
@@ -71,15 +86,40 @@ def learn(
         split=split,
         labelled=True,
         max_chars=validation.max_text_chars(),
+        language=language,
+        locale=locale,
+        keep_fallback=keep_fallback,
     )
     learner = open_learner(ctx, home, model)
     with render.progress(enabled=not as_json, what="Encoding") as advance:
-        report = learner.learn(dataset.texts, dataset.labels, task=task, holdout=holdout, on_progress=advance)
+        report, fitted = data.learn_dataset(learner, dataset, task=task, holdout=holdout, on_progress=advance)
+    imported = None
+    if dataset.fmt in data.IMPORT_FORMATS:
+        imported = {"format": dataset.fmt, **dataset.info, "skipped": dataset.skipped, "fallback_rows": 0}
+        imported.update(fitted or {})
     if as_json:
-        emit(report.to_dict())
-    else:
-        render.learn_report(report)
-        render.repetition_warnings(dataset.texts, dataset.labels or [])
+        emit({**report.to_dict(), **({"import": imported} if imported else {})})
+        return
+    render.learn_report(report)
+    render.repetition_warnings(dataset.texts, dataset.labels or [])
+    if imported:
+        _import_summary(imported)
+
+
+def _import_summary(imported: dict[str, Any]) -> None:
+    """What an import from an intent framework skipped, and where its fallback rows went."""
+    skipped = ", ".join(f"{n} {kind}" for kind, n in imported["skipped"].items() if n) or "nothing"
+    chosen = "".join(f", {k} {imported[k]}" for k in ("language", "locale") if k in imported)
+    typer.echo(f"Read {imported['format']}{chosen}; skipped {skipped}.")
+    if imported.get("calibration"):
+        cal = imported["calibration"]
+        threshold = "none" if cal.get("threshold") is None else f"{cal['threshold']:.2f}"
+        n = imported["in_scope_rows"]
+        side = f"{n} held-out rows" if n else "the learn's leave-one-out scores"
+        typer.echo(
+            f"{imported['fallback_rows']} fallback rows fitted the unknown threshold against {side}: "
+            f"{threshold}, keeps {cal['keep']:.0%} of in-scope inputs (agent-il calibrate shows it)"
+        )
 
 
 @guarded

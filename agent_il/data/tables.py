@@ -1,5 +1,5 @@
-"""Reading labelled (and unlabelled) text files: CSV/TSV with a header, JSONL, or JSON (a list
-of objects, a CLINC-style list of [text, label] pairs, or an object of such lists per split).
+"""Tables of labelled (and unlabelled) text: CSV/TSV with a header, JSONL, or JSON (a list of
+objects, a CLINC-style list of [text, label] pairs, or an object of such lists per split).
 
 Every problem is reported as one :class:`DataError` naming the file and, where there is one,
 the line, before anything is learned.
@@ -9,28 +9,16 @@ from __future__ import annotations
 
 import csv
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from agent_il import validation
-from agent_il.errors import InvalidInputError
+from agent_il.data.base import DataError, Dataset, read_text
 
 FORMATS = ("csv", "tsv", "jsonl", "json")
 _EXTENSIONS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json"}
 TEXT_COLUMNS = ("text", "utterance", "query", "sentence", "question")
 LABEL_COLUMNS = ("label", "intent", "category", "class")
-
-
-class DataError(InvalidInputError):
-    """A labelled file cannot be used as it is."""
-
-
-@dataclass(frozen=True)
-class Dataset:
-    texts: list[str]
-    labels: list[str] | None  # None when reading texts only
-    source: str
 
 
 def _format(path: Path, fmt: str | None) -> str:
@@ -44,23 +32,7 @@ def _format(path: Path, fmt: str | None) -> str:
     return found
 
 
-def _text(path: Path) -> str:
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise DataError(f"{path}: is a directory, not a file") from None
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read: {exc.strerror}") from None
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise DataError(f"{path} line {line}: not UTF-8 text (byte 0x{raw[exc.start]:02x})") from None
-    if not text.strip():
-        raise DataError(f"{path}: the file is empty")
-    return text
+_text = read_text
 
 
 def lines(path: str | Path) -> list[str]:
@@ -192,4 +164,4 @@ def read(
             if not isinstance(y, str) or not y.strip():
                 raise DataError(f"{path} {where} {n}: empty or missing label")
             labels.append(y.strip())
-    return Dataset(texts, labels if labelled else None, str(path))
+    return Dataset(texts, labels if labelled else None, str(path), fmt)

@@ -1,0 +1,90 @@
+"""``agent-il export`` and ``import``: write every stored example out (JSONL with every field, CSV,
+Rasa NLU, a semantic-router config), and replay a JSONL export into another workspace."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from agent_il.cli.context import Home, Json, Model, emit, guarded, open_learner
+
+
+def register(app: typer.Typer) -> None:
+    app.command("export")(export)
+    app.command("import")(import_)
+
+
+@guarded
+def export(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="Where to write the examples.", show_default=False)],
+    fmt: Annotated[
+        str | None,
+        typer.Option(
+            "--format",
+            help="jsonl (every field: what `import` replays), csv (text, label, task, source, held_out), rasa "
+            "(nlu.yml) or semantic-router (route config JSON). Default: from the extension.",
+        ),
+    ] = None,
+    intents: Annotated[
+        list[str] | None, typer.Option("--intent", help="Only this intent's examples (repeat for several).")
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite FILE if it exists.")] = False,
+    home: Home = None,
+    as_json: Json = False,
+) -> None:
+    """Write every stored example, learned and held out, with its label, task and source.
+
+    A JSONL export keeps every field and replays with `agent-il import` into another workspace,
+    which then predicts the same. FILE is written whole or not at all; an existing FILE is kept
+    unless `--force`.
+
+    Example: `agent-il export kb.jsonl`, or `agent-il export nlu.yml --intent pay_bill`
+    """
+    from agent_il import data
+
+    data.writers.export_format(file, fmt)  # checked before the workspace is opened
+    result = data.export_examples(open_learner(ctx, home), file, fmt=fmt, intents=intents, force=force)
+    if as_json:
+        emit(result)
+        return
+    left = f" ({result['without_text']} learned as vectors, without text, left out)" if result["without_text"] else ""
+    typer.echo(
+        f"Wrote {result['examples']} examples ({result['held_out']} held out) of {result['intents']} intents "
+        f"from {result['tasks']} tasks to {result['path']} as {result['format']}{left}."
+    )
+
+
+@guarded
+def import_(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="A JSONL file `agent-il export` wrote.", show_default=False)],
+    model: Model = None,
+    home: Home = None,
+    as_json: Json = False,
+) -> None:
+    """Replay a JSONL export: its tasks in their original order and names, each with the same
+    held-out slice, so that a fresh workspace predicts what the exported one did.
+
+    Every line is checked before the first learn; each task is then one learn (and one
+    automatic snapshot, so `agent-il rollback` undoes the last).
+
+    Example: `agent-il init --home ./copy && agent-il import kb.jsonl --home ./copy`
+    """
+    from agent_il import data
+    from agent_il.cli import render
+
+    data.transfer.plan_replay(data.transfer.read_export(file), str(file))  # bad input: nothing is opened
+    learner = open_learner(ctx, home, model)
+    with render.progress(enabled=not as_json, what="Encoding") as advance:
+        result = data.replay_export(learner, file, on_progress=advance)
+    reports = result.pop("reports")
+    if as_json:
+        emit({**result, "reports": [r.to_dict() for r in reports]})
+        return
+    for t in result["tasks"]:
+        same = "same held-out slice" if t["held_out_reproduced"] else "held-out slice drawn again"
+        typer.echo(f"task {t['task_id']} {t['task']}: {t['examples']} examples, {t['held_out']} held out ({same})")
+    typer.echo(f"Imported {result['examples']} examples in {len(result['tasks'])} tasks from {result['path']}.")
