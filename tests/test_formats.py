@@ -86,6 +86,14 @@ def test_dialogflow_zip_and_directory(tmp_path, encoder):
     assert fitted["in_scope_rows"] == 0 and fitted["calibration"]["fitted_on"]["out_of_scope"] == 2
 
 
+def test_dialogflow_event_only_intent_is_skipped(tmp_path):
+    """An intent triggered by events only has no phrases file in any language: skipped, counted."""
+    event = json.dumps({"name": "order.status.event", "events": [{"name": "ORDER_STATUS"}], "fallbackIntent": False})
+    agent = _copy(DIALOGFLOW, tmp_path, {"intents/order.status.event.json": event})
+    en = data.read(agent, language="en")
+    assert "order.status.event" not in en.labels and en.skipped["intents without training phrases"] == 1
+
+
 def test_lex_zip(tmp_path):
     archive = zipped(LEX, tmp_path / "HotelBot.zip")
     assert data.detect(archive) == "lex"

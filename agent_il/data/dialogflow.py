@@ -47,6 +47,9 @@ def read(path: Path, *, language: str | None = None, max_chars: int | None = Non
                 if fallback:  # Dialogflow's fallback usually has no phrases: nothing to calibrate on
                     parsed.skipped["fallback intents without phrases"] += 1
                     continue
+                if not any(n == name for n, _, _ in says):  # triggered by events only (a welcome, say)
+                    parsed.skipped["intents without training phrases"] += 1
+                    continue
                 raise DataError(f"{where}: intent {label!r} has no training phrases in language {lang!r}")
             _read_phrases(tree, phrases[name], label, fallback, parsed, max_chars)
     return parsed
