@@ -72,6 +72,23 @@ def test_bench_argument_errors(files, tmp_path):
         assert result.exit_code == 1 and message in result.stderr, (args, result.output)
 
 
+def test_bench_shots_runs_the_baselines(files, tmp_path):
+    train, test = files
+    args = ["bench", str(train), "--test", str(test), "--quick", "--shots", "3", "--json"]
+    names = ["--strategies", "ridge,nearest-mean,router,logreg"]
+    result = CliRunner().invoke(app, [*args, *names, "--out", str(tmp_path), "--cache-dir", str(tmp_path / "cache")])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert out["protocol"]["shots"] == 3 and out["protocol"]["train_examples"] == 3 * 40
+    assert set(out["strategies"]) == {"ridge", "nearest-mean", "router", "logreg"} and out["best"] == "ridge"
+    assert all(s["final_accuracy"]["mean"] > 50 for s in out["strategies"].values())
+    assert "Baselines" in (tmp_path / "report.md").read_text()
+    for bad in ("0", "-1", "nan", "x"):
+        where = ["--out", str(tmp_path / "o"), "--cache-dir", str(tmp_path)]
+        refused = CliRunner().invoke(app, [*args[:-1], "--shots", bad, *where])
+        assert refused.exit_code == 1 and "--shots" in refused.stderr, (bad, refused.output)
+
+
 @pytest.mark.slow
 def test_split_digits_example_runs():
     proc = subprocess.run(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import resource
 import sys
 import time
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from statistics import mean, pstdev
@@ -20,6 +21,7 @@ import numpy as np
 import torch
 
 from agent_il import strategies
+from agent_il.bench.baselines import BASELINES
 from agent_il.config import DEFAULT_STRATEGY, MemoryBudget
 from agent_il.engine import step
 from agent_il.engine.metrics import AccuracyMatrix
@@ -86,7 +88,7 @@ class BenchResult:
             "protocol": self.protocol,
             "default": self.default,
             "best": max(
-                (n for n in self.runs if n != REFERENCE),
+                (n for n in self.runs if n != REFERENCE and n not in BASELINES),
                 key=lambda n: mean(r.accuracy_per_step[-1] for r in self.runs[n]),
             ),
             "strategies": self.summary(),
@@ -142,7 +144,21 @@ class _Joint(NeuralStrategy):
 
 
 def make_strategy(name: str) -> strategies.Strategy:
+    if name in BASELINES:
+        return BASELINES[name]()
     return _Joint() if name == REFERENCE else strategies.make(name)
+
+
+def few_shot(train: Split, shots: int, seed: int) -> Split:
+    """``shots`` training examples of every class (all of a class that has fewer), drawn per seed
+    and per class, so a class's draw does not depend on which others the data set has."""
+    keep: list[int] = []
+    for label in sorted(set(train.labels.tolist())):
+        rows = np.flatnonzero(train.labels == label)
+        rng = np.random.default_rng([seed, 17, zlib.crc32(label.encode("utf-8"))])
+        keep += sorted(rng.permutation(rows)[:shots].tolist())
+    keep.sort()
+    return Split(train.x[keep], train.labels[keep])
 
 
 def run_one(
@@ -199,11 +215,13 @@ def run(
     memory_per_class: int = 20,
     limit_tasks: int | None = None,
     on_task: Callable[[], None] | None = None,
+    shots: int | None = None,
 ) -> BenchResult:
-    """Every strategy in ``names`` on every seed; ``limit_tasks`` stops after that many tasks."""
-    unknown = [n for n in names if n not in strategies.REGISTRY and n != REFERENCE]
+    """Every strategy in ``names`` on every seed; ``limit_tasks`` stops after that many tasks;
+    ``shots``: that many training examples an intent (:func:`few_shot`, drawn per seed)."""
+    unknown = [n for n in names if n not in strategies.REGISTRY and n != REFERENCE and n not in BASELINES]
     if unknown:
-        choices = ", ".join([*strategies.REGISTRY, REFERENCE])
+        choices = ", ".join([*strategies.REGISTRY, REFERENCE, *BASELINES])
         raise InvalidInputError(f"unknown strategies {', '.join(unknown)}; choose from {choices}")
     missing = sorted(set(test.labels.tolist()) - set(train.labels.tolist()))
     if missing:
@@ -216,8 +234,9 @@ def run(
             "seeds": seeds,
             "memory_per_class": memory_per_class,
             "classes": len(set(train.labels.tolist())),
-            "train_examples": len(train.labels),
+            "train_examples": len(train.labels) if shots is None else len(few_shot(train, shots, seeds[0]).labels),
             "test_examples": len(test.labels),
+            "shots": shots,
         }
     )
     torch.manual_seed(0)
@@ -225,5 +244,6 @@ def run(
         result.runs[name] = []
         for seed in seeds:
             tasks = task_order(train.labels, n_tasks, seed)[:limit_tasks]
-            result.runs[name].append(run_one(name, train, test, tasks, budget, on_task))
+            learned = train if shots is None else few_shot(train, shots, seed)
+            result.runs[name].append(run_one(name, learned, test, tasks, budget, on_task))
     return result

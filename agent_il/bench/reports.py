@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from agent_il.bench.baselines import BASELINES
 from agent_il.bench.plots import accuracy_figure, curves_figure
 from agent_il.bench.protocol import REFERENCE, BenchResult
 from agent_il.storage import atomic
@@ -45,9 +46,15 @@ def markdown(result: dict[str, Any], title: str) -> str:
         + (f" (first {p['tasks_run']} run)" if p["tasks_run"] != p["tasks"] else "")
         + f", seeds {', '.join(map(str, p['seeds']))},"
         f" {p['memory_per_class']} exemplars per class where memory is used,"
-        f" {p['train_examples']} training and {p['test_examples']} test examples, model {p.get('model', '?')}."
+        + (f" {p['shots']} training examples an intent (drawn per seed)," if p.get("shots") else "")
+        + f" {p['train_examples']} training and {p['test_examples']} test examples, model {p.get('model', '?')}."
         " Accuracy in % on the test examples of every class seen so far, no task id; mean ± std over seeds.",
-        f"`{REFERENCE}` retrains a fresh head on all data seen so far (the reference); `naive` is the floor.",
+        f"`{REFERENCE}` retrains a fresh head on all data seen so far (the reference); `naive` is the floor."
+        + (
+            " Baselines: " + ", ".join(f"`{n}`" for n in BASELINES if n in result["strategies"]) + "."
+            if any(n in result["strategies"] for n in BASELINES)
+            else ""
+        ),
         "",
         "| " + " | ".join(HEADER) + " |",
         "|" + "---|" * len(HEADER),

@@ -42,6 +42,15 @@ def bench(
     memory_per_class: Annotated[
         str, typer.Option("--memory-per-class", metavar="INTEGER", help="Exemplar budget for every strategy.")
     ] = "20",
+    shots: Annotated[
+        str | None,
+        typer.Option(
+            "--shots",
+            metavar="INTEGER",
+            help="Few-shot: learn this many training examples an intent (drawn per seed); the baselines "
+            "(nearest-mean, router, logreg) run too.",
+        ),
+    ] = None,
     quick: Annotated[bool, typer.Option("--quick", help="One seed and the first 3 tasks only: a smoke run.")] = False,
     out: Annotated[Path, typer.Option("--out", help="Directory for results.json, report.md and plots.")] = Path(
         "bench-results"
@@ -63,22 +72,27 @@ def bench(
     every class seen so far are classified with no task id. Embeddings are cached on disk, so a
     re-run encodes nothing.
 
-    Example: `agent-il bench examples/data/clinc150/data_full.json --seeds 0,1,2 --out results/clinc150`
+    Example: `agent-il bench examples/data/clinc150/data_full.json --seeds 0,1,2 --out results/clinc150`,
+    or few-shot against the baselines: `agent-il bench examples/data/banking77/train.csv --test
+    examples/data/banking77/test.csv --shots 10`
     """
     from agent_il import strategies, validation
     from agent_il.bench import datasets, protocol, reports
+    from agent_il.bench.baselines import BASELINES
     from agent_il.cli import render
     from agent_il.encoding.base import check_backend
 
     check_backend(backend)  # refused before anything is read, encoded or written
     n_tasks_asked = None if tasks is None else validation.integer(tasks, "--tasks", 1, MAX_TASKS, text=True)
     memory = validation.positive_int(memory_per_class, "--memory-per-class", MAX_MEMORY_PER_CLASS, text=True)
+    n_shots = None if shots is None else validation.positive_int(shots, "--shots", MAX_MEMORY_PER_CLASS, text=True)
     seed_list = _seeds(seeds) if seeds else [0, 1, 2]
     if quick:
         seed_list = seed_list[:1]
     names = [n for item in (strategy_names or []) for n in item.split(",") if n] or [
         *strategies.REGISTRY,
         protocol.REFERENCE,
+        *(BASELINES if n_shots else ()),
     ]
     corpus = datasets.read(train, test, fmt=fmt, text_col=text_col, label_col=label_col)
     if n_tasks_asked is not None and n_tasks_asked > corpus.classes:  # refused before anything is encoded
@@ -110,6 +124,7 @@ def bench(
                 memory_per_class=memory,
                 limit_tasks=tasks_run,
                 on_task=tick,
+                shots=n_shots,
             )
         extra = {
             "model": embed.model_id,
@@ -119,7 +134,7 @@ def bench(
             "encoded_texts": embed.encoded_count,  # 0 when every embedding came from the cache
         }
         oos = None
-        if not quick and corpus.has_oos():  # CLINC150: rejection figures too
+        if not quick and not n_shots and corpus.has_oos():  # CLINC150 at full data: rejection figures too
             oos = datasets.oos_figures(corpus, embed, train_split, test_split, n_tasks)
     written = reports.write(result, out, f"Class-incremental benchmark: {train.name}", extra, oos=oos)
     emit(written) if as_json else render.bench_table(written, out)
