@@ -14,7 +14,7 @@ from agent_il import IntentLearner
 from agent_il.errors import InvalidInputError, ToolError
 from agent_il.results import UNKNOWN, Prediction
 from agent_il.tools.models import Classification, LearnResult, ToolLimits
-from agent_il.tools.surface import CLASSIFY_INTENT, LEARN_INTENT, LIST_INTENTS, IntentTools
+from agent_il.tools.surface import CLASSIFY_INTENT, CORRECT_INTENT, LEARN_INTENT, LIST_INTENTS, IntentTools
 
 PIZZA = [
     "i want to order a pizza",
@@ -35,7 +35,8 @@ def tools(learned_home: Path, tool_encoder) -> Iterator[IntentTools]:
 
 def test_learning_is_off_by_default_and_read_tools_are_read_only(tools: IntentTools) -> None:
     assert not tools.allow_learning
-    assert [(s.name, s.read_only) for s in tools.specs()] == [(CLASSIFY_INTENT, True), (LIST_INTENTS, True)]
+    offered = [(s.name, s.read_only) for s in tools.specs()]
+    assert offered == [(CLASSIFY_INTENT, True), (LIST_INTENTS, True), (CORRECT_INTENT, False)]  # it only queues
     enabled = IntentTools(tools.learner, allow_learning=True)
     assert [(s.name, s.read_only) for s in enabled.specs()][-1] == (LEARN_INTENT, False)
     assert IntentTools(tools.learner, allow_learning="yes").allow_learning is False  # type: ignore[arg-type]
@@ -83,12 +84,23 @@ def test_list_intents_counts_and_origin(tools: IntentTools, quickstart) -> None:
         (CLASSIFY_INTENT, {"text": "x" * 1001}, "text has 1001 characters; the limit is 1000"),
         (CLASSIFY_INTENT, ["hi"], "classify_intent takes an object of named arguments, got list"),
         (LIST_INTENTS, {"all": True}, "all: Extra inputs are not permitted"),
-        ("delete_everything", {}, "no tool named 'delete_everything'; tools are: classify_intent, list_intents"),
+        (CORRECT_INTENT, {"text": "hi"}, "label: Field required"),
+        (CORRECT_INTENT, {"text": "hi", "label": "no_such_intent"}, "label must be a known intent (list_intents"),
+        (CORRECT_INTENT, {"text": "hi", "label": "Unknown"}, "'unknown' is reserved"),
+        (CORRECT_INTENT, {"text": " ", "label": "pay_bill"}, "text is empty or whitespace"),
+        (CORRECT_INTENT, {"text": "x" * 1001, "label": "pay_bill"}, "text has 1001 characters; the limit is 1000"),
+        (CORRECT_INTENT, {"text": "hi", "label": "pay_bill", "was": "x"}, "was: Extra inputs are not permitted"),
+        (
+            "delete_everything",
+            {},
+            "no tool named 'delete_everything'; tools are: classify_intent, list_intents, correct_intent",
+        ),
     ],
 )
 def test_raw_arguments_are_validated(tools: IntentTools, name: str, arguments: object, message: str) -> None:
     with pytest.raises(ToolError, match=re.escape(message)):
         tools.call(name, arguments)  # type: ignore[arg-type]
+    assert not tools.learner.inbox.corrections.ids()  # a refused correction is not queued either
 
 
 def test_learning_refused_when_not_enabled(tools: IntentTools) -> None:
@@ -135,6 +147,14 @@ def test_out_of_scope_messages_are_unknown_and_kept_in_the_inbox_unless_told(fre
         quiet = IntentTools(tools.learner, inbox=False)
         assert quiet.classify_intent("what is the meaning of life").label == "unknown"
         assert len(tools.learner.inbox.items().ids) == before + 1
+        # nor are corrections kept for review: without learning, correct_intent is not offered
+        assert "correct_intent" not in [s.name for s in quiet.specs()]
+        label = tools.list_intents().intents[0].label
+        with pytest.raises(ToolError, match="corrections are off"):
+            quiet.call("correct_intent", {"text": "tell me a joke", "label": label})
+        assert tools.learner.inbox.corrections.items() == []
+        learning = IntentTools(tools.learner, inbox=False, allow_learning=True)
+        assert "correct_intent" in [s.name for s in learning.specs()]
 
 
 def test_limits_refuse_and_change_nothing(fresh_home: Path, tool_encoder) -> None:

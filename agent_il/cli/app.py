@@ -9,7 +9,17 @@ from typing import Annotated
 import typer
 from typer.core import TyperGroup
 
-from agent_il.cli.commands import bench, editing, knowledge, learning, plugins, snapshots, transfer, workspace
+from agent_il.cli.commands import (
+    bench,
+    editing,
+    feedback,
+    knowledge,
+    learning,
+    plugins,
+    snapshots,
+    transfer,
+    workspace,
+)
 from agent_il.cli.context import Where, set_debug
 
 # The order `agent-il --help` lists the commands in, whichever module registers them.
@@ -18,6 +28,7 @@ ORDER = (
     "status",
     "learn",
     "predict",
+    "feedback",
     "evaluate",
     "rollback",
     "doctor",
@@ -98,7 +109,7 @@ def root(
     ctx.obj = Where(chroma_url, workspace_name, tenant, database, wait)
 
 
-for module in (workspace, learning, snapshots, knowledge, editing, bench, plugins, transfer):
+for module in (workspace, learning, feedback, snapshots, knowledge, editing, bench, plugins, transfer):
     module.register(app)
 
 

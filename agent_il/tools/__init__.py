@@ -4,5 +4,6 @@
 - :mod:`agent_il.tools.surface`: the tools (``SPECS``) and ``IntentTools``, which runs them;
 - :mod:`agent_il.tools.adapters`: ``Adapter``, what a distribution registers, and their discovery
   (cheap to import: ``agent-il plugins`` lists adapters without loading pydantic or numpy);
-- :mod:`agent_il.tools.checks`: ``check_adapter``, the contract every adapter's tests run.
+- :mod:`agent_il.tools.checks`: ``check_adapter``, the contract every adapter's tests run (the calls
+  it makes are in :mod:`agent_il.tools.cases`).
 """

@@ -7,7 +7,7 @@ for an :class:`IntentTools`, and one that invokes a tool through the framework w
 arguments, as an agent would, and returns the result (a JSON object) or the refusal's text. The
 adapter then has to show that it registers properly, exposes exactly the surface's tools, passes
 results through unchanged, and lets nothing past the core's validation, limits and learning switch,
-without echoing the caller's data in its refusals.
+without echoing the caller's data in its refusals. A correction the checks queue is taken out again.
 
 Example, for an adapter whose tools are plain callables::
 
@@ -35,8 +35,18 @@ from pydantic import BaseModel
 
 from agent_il.errors import InvalidInputError
 from agent_il.tools.adapters import ADAPTER_GROUP, Adapter, describe, installed, load
-from agent_il.tools.models import ToolLimits
-from agent_il.tools.surface import CLASSIFY_INTENT, LEARN_INTENT, LIST_INTENTS, SPECS, IntentTools
+from agent_il.tools.cases import (
+    CHECK_LABEL,
+    CORRECTION,
+    EXAMPLES,
+    LEARN_REFUSALS,
+    LIMITS,
+    Refusal,
+    correction_refusals,
+    read_refusals,
+    read_samples,
+)
+from agent_il.tools.surface import CLASSIFY_INTENT, CORRECT_INTENT, LEARN_INTENT, LIST_INTENTS, SPECS, IntentTools
 
 if TYPE_CHECKING:
     from agent_il.learner import IntentLearner
@@ -48,60 +58,6 @@ Invoke = Callable[[IntentTools, str, dict[str, Any]], Any]
 """Run one tool through the framework with raw arguments: the result as a mapping (or the output
 model), or the text of the framework's refusal as a ``str``. A tool the framework does not offer is
 a refusal too: return the framework's error (or say so) rather than raise."""
-
-# Limits other than the defaults, so that an adapter which builds its own IntentTools (and so
-# ignores the operator's limits) gives other results and fails.
-LIMITS = ToolLimits(max_text_chars=64, min_examples=3, max_examples=5, evidence=2)
-SECRET = "zq7-callers-private-value"  # a refusal that contains it echoed the caller's data
-SECRET_NUMBER = 7391846205
-UNKNOWN_ARGUMENT = "zz_not_an_argument"
-CHECK_LABEL = "zz_adapter_contract_check"
-EXAMPLES = ["check the adapter contract please", "run the adapter contract check", "does the adapter keep its contract"]
-TOO_LONG = f"{SECRET} " + "x" * LIMITS.max_text_chars
-
-
-def _read_samples(text: str) -> dict[str, list[dict[str, Any]]]:
-    """Valid arguments for each read tool: non-default ``k`` catches an adapter that drops an
-    argument; an omitted ``k`` one that does not apply the surface's default."""
-    return {CLASSIFY_INTENT: [{"text": text, "k": 2}, {"text": text}], LIST_INTENTS: [{}]}
-
-
-@dataclass(frozen=True)
-class _Refusal:
-    """A call the adapter must refuse: with a message naming ``argument``, not containing ``secret``,
-    and mentioning ``mention`` when given (a limit the agent needs to know to try again)."""
-
-    tool: str
-    arguments: dict[str, Any]
-    argument: str
-    secret: str
-    mention: str | None = None
-
-
-def _read_refusals(text: str) -> list[_Refusal]:
-    return [
-        _Refusal(CLASSIFY_INTENT, {"text": text, UNKNOWN_ARGUMENT: SECRET}, UNKNOWN_ARGUMENT, SECRET),
-        _Refusal(LIST_INTENTS, {UNKNOWN_ARGUMENT: SECRET}, UNKNOWN_ARGUMENT, SECRET),
-        _Refusal(CLASSIFY_INTENT, {"text": SECRET_NUMBER}, "text", str(SECRET_NUMBER)),
-        _Refusal(CLASSIFY_INTENT, {"text": text, "k": SECRET}, "k", SECRET),
-        _Refusal(CLASSIFY_INTENT, {"text": TOO_LONG}, "text", SECRET, str(LIMITS.max_text_chars)),
-    ]
-
-
-LEARN_REFUSALS = [
-    _Refusal(
-        LEARN_INTENT, {"label": CHECK_LABEL, "examples": EXAMPLES, UNKNOWN_ARGUMENT: SECRET}, UNKNOWN_ARGUMENT, SECRET
-    ),
-    _Refusal(LEARN_INTENT, {"label": CHECK_LABEL, "examples": SECRET}, "examples", SECRET),
-    _Refusal(LEARN_INTENT, {"label": SECRET_NUMBER, "examples": EXAMPLES}, "label", str(SECRET_NUMBER)),
-    _Refusal(
-        LEARN_INTENT,
-        {"label": CHECK_LABEL, "examples": [*EXAMPLES, TOO_LONG]},
-        "examples",
-        SECRET,
-        str(LIMITS.max_text_chars),
-    ),
-]
 
 
 class AdapterCheckError(AssertionError):
@@ -269,8 +225,8 @@ class _Run:
                 raise _Failed(f"with learning {learning} the framework exposes {names}, the surface offers {expected}")
 
     def read_results(self) -> None:
-        samples = _read_samples(self.text)
-        for spec in self.off.specs():
+        samples = read_samples(self.text)
+        for spec in (s for s in self.off.specs() if s.read_only):
             if spec.name not in samples:
                 raise _Failed(f"no sample arguments for the read tool {spec.name!r}: add them to agent_il.tools.checks")
             for arguments in samples[spec.name]:
@@ -281,11 +237,11 @@ class _Run:
                 if difference := _difference(got, want):
                     raise _Failed(f"{spec.name}({_show(arguments)}) differs from the surface's result: {difference}")
 
-    def refused(self, tools: IntentTools, cases: list[_Refusal]) -> None:
+    def refused(self, tools: IntentTools, cases: list[Refusal]) -> None:
         if problems := self.refusal_problems(tools, cases):
             raise _Failed(_lines(problems))
 
-    def refusal_problems(self, tools: IntentTools, cases: list[_Refusal]) -> list[str]:
+    def refusal_problems(self, tools: IntentTools, cases: list[Refusal]) -> list[str]:
         problems = []
         for case in cases:
             try:
@@ -326,8 +282,43 @@ class _Run:
         if problems:
             raise _Failed(_lines(problems))
 
+    def correction_refusals(self) -> None:
+        before, waiting = self.state(), self.learner.inbox.corrections.ids()
+        problems = [
+            f"learning {mode}: {p}"
+            for tools, mode in ((self.off, "off"), (self.on, "on"))
+            for p in self.refusal_problems(tools, correction_refusals(self.learner.labels[0]))
+        ]
+        try:
+            self.unchanged(before, "all were invalid")
+        except _Failed as exc:
+            problems.append(str(exc))
+        if (queued := self.learner.inbox.corrections.ids() - waiting) and not problems:
+            problems.append(f"all were invalid, yet {len(queued)} correction(s) were queued for review")
+        self.learner.inbox.corrections.drop(sorted(queued))
+        if problems:
+            raise _Failed(_lines(problems))
+
+    def correction_queued(self) -> None:
+        """With learning off, a valid correction is queued for review, not learned, and the
+        framework returns the surface's result (the same correction waits once, under one id)."""
+        before, waiting = self.state(), self.learner.inbox.corrections.ids()
+        arguments = {"text": CORRECTION, "label": self.learner.labels[0]}
+        try:
+            got = self.call(self.off, CORRECT_INTENT, arguments)
+            if isinstance(got, str):
+                raise _Failed(f"correct_intent({_show(arguments)}) was refused with learning off: {_QUOTE.repr(got)}")
+            want = self.off.call(CORRECT_INTENT, arguments).model_dump(mode="json")
+            if difference := _difference(got, want):
+                raise _Failed(f"correct_intent({_show(arguments)}) differs from the surface's result: {difference}")
+            if got.get("status") != "queued":
+                raise _Failed(f"with learning off correct_intent must queue the correction, got {_QUOTE.repr(got)}")
+            self.unchanged(before, "correct_intent only queues with learning off")
+        finally:
+            self.learner.inbox.corrections.drop(sorted(self.learner.inbox.corrections.ids() - waiting))
+
     def covered(self) -> None:
-        unchecked = sorted(set(SPECS) - {CLASSIFY_INTENT, LIST_INTENTS, LEARN_INTENT})
+        unchecked = sorted(set(SPECS) - {CLASSIFY_INTENT, LIST_INTENTS, CORRECT_INTENT, LEARN_INTENT})
         if unchecked:
             raise _Failed(f"agent_il.tools.checks has no checks for {', '.join(unchecked)}: add them there")
 
@@ -343,8 +334,9 @@ def check_adapter(
     """Check the adapter registered as ``name`` through its framework; raise
     :class:`AdapterCheckError` listing every check it fails.
 
-    ``learner`` must know at least one intent. Valid calls change nothing; a broken adapter may
-    learn the label ``zz_adapter_contract_check`` through it, so give it a workspace that is a copy.
+    ``learner`` must know at least one intent. Valid calls change nothing (the correction the checks
+    queue for review is taken out again); a broken adapter may learn the label
+    ``zz_adapter_contract_check`` through it, so give it a workspace that is a copy.
     ``text`` is classified to compare results (under 64 characters, the checks' text limit).
 
     The checks:
@@ -356,7 +348,7 @@ def check_adapter(
     - *description*: the Adapter describes itself;
     - *transports*: transports are distinct names, given exactly when there is a ``serve``;
     - *tools exposed*: the framework exposes exactly the surface's tools: ``learn_intent`` only with
-      learning allowed;
+      learning allowed, ``correct_intent`` unless learning is off and the inbox too;
     - *read results*: each read tool's result through the framework equals the surface's own result
       (same limits, so an adapter that ignores the operator's limits or an argument fails);
     - *refusals*: unknown arguments, wrong types and over-limit texts are refused with a message that
@@ -364,6 +356,10 @@ def check_adapter(
     - *learning off*: ``learn_intent`` is refused, and nothing is learned, when learning is off;
     - *learning refusals*: with learning on, invalid ``learn_intent`` calls are refused the same way,
       and nothing is learned;
+    - *correction refusals*: invalid ``correct_intent`` calls (a label that is no known intent among
+      them) are refused the same way, learning on or off, and nothing is learned or queued;
+    - *correction queued*: with learning off, a valid ``correct_intent`` is queued for review, not
+      learned, and its result through the framework equals the surface's;
     - *every tool checked*: the surface has no tool these checks do not cover (so a new one cannot
       pass unchecked).
     """
@@ -379,9 +375,11 @@ def check_adapter(
         run.check("transports", partial(run.transports, adapter))
     run.check("tools exposed", run.exposed)
     run.check("read results", run.read_results)
-    run.check("refusals", lambda: run.refused(run.off, _read_refusals(text)))
+    run.check("refusals", lambda: run.refused(run.off, read_refusals(text)))
     run.check("learning off", run.learning_off)
     run.check("learning refusals", run.learning_refusals)
+    run.check("correction refusals", run.correction_refusals)
+    run.check("correction queued", run.correction_queued)
     run.check("every tool checked", run.covered)
     if run.failures:
         raise AdapterCheckError(name, run.failures)

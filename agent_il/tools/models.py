@@ -5,6 +5,7 @@ schema an agent sees is the one the core validates against."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -57,6 +58,15 @@ class LearnIntentInput(_Input):
     )
     examples: list[str] = Field(
         min_length=1, description="Example user messages that mean this intent, each a different phrasing."
+    )
+
+
+class CorrectIntentInput(_Input):
+    text: str = Field(min_length=1, description="The user's message that was classified wrongly, as they wrote it.")
+    label: str = Field(
+        min_length=1,
+        max_length=MAX_LABEL_LENGTH,
+        description="The known intent the message meant (list_intents shows them), e.g. 'cancel_subscription'.",
     )
 
 
@@ -163,6 +173,39 @@ class LearnResult(ToolResult):
     def summary(self) -> str:
         what = "new intent" if self.new_intent else "more examples of known intent"
         text = f"learned {what} {self.label!r} from {self.examples} examples"
+        if self.largest_drop is not None:
+            text += f"; earlier tasks lost at most {self.largest_drop:.1f} points of held-out accuracy"
+        return f"{text}; snapshot {self.snapshot} (undo: {self.undo})"
+
+
+class CorrectionResult(ToolResult):
+    status: Literal["queued", "learned"] = Field(
+        description="queued: it waits for the operator's review; learned: learned now, as the operator allows."
+    )
+    label: str = Field(description="The intent the message meant.")
+    predicted: str = Field(
+        description=f"What the message was classified as before the correction ('{UNKNOWN}' if no intent fitted)."
+    )
+    review_id: str | None = Field(None, description="Its id in the operator's review queue, when queued.")
+    task: str | None = Field(None, description="Name of the task the learn recorded (feedback:DATE), when learned.")
+    task_id: int | None = None
+    snapshot: str | None = Field(None, description="Snapshot of the state before the learn, when learned.")
+    undo: str | None = Field(None, description="The operator's command that undoes the learn, when learned.")
+    forgetting_check: list[TaskAccuracy] = Field(
+        default_factory=list, description="When learned: held-out accuracy of every earlier task, before and after."
+    )
+    largest_drop: float | None = Field(
+        None, description="When learned: largest fall in held-out accuracy (percentage points) of an earlier task."
+    )
+    seconds: float | None = Field(None, description="How long the learn took, when learned.")
+
+    def summary(self) -> str:
+        if self.status == "queued":
+            return (
+                f"correction to {self.label!r} (was {self.predicted}) queued for the operator's review "
+                f"as {self.review_id}; it is not learned until accepted"
+            )
+        text = f"learned the correction to {self.label!r} (was {self.predicted})"
         if self.largest_drop is not None:
             text += f"; earlier tasks lost at most {self.largest_drop:.1f} points of held-out accuracy"
         return f"{text}; snapshot {self.snapshot} (undo: {self.undo})"

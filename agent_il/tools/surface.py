@@ -10,7 +10,9 @@ their own error result. This module imports no agent framework.
 
 Learning is off unless the operator turns it on (``allow_learning=True``; ``agent-il serve
 --allow-learning``): an agent that talks to untrusted users must not be able to rewrite what it
-knows. When it is off, ``learn_intent`` is not offered at all, and calling it is refused.
+knows. When it is off, ``learn_intent`` is not offered at all, and calling it is refused;
+``correct_intent`` is always offered, because then it only queues the correction for the operator's
+review (:mod:`agent_il.inbox.review`); when learning is on, it learns it at once.
 """
 
 from __future__ import annotations
@@ -25,10 +27,13 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ValidationError
 
 from agent_il.errors import AgentILError, ToolError
-from agent_il.results import UNKNOWN
+from agent_il.inbox import corrections
+from agent_il.results import UNKNOWN, LearnReport
 from agent_il.tools.models import (
     Classification,
     ClassifyIntentInput,
+    CorrectIntentInput,
+    CorrectionResult,
     IntentInfo,
     IntentList,
     LearnIntentInput,
@@ -46,6 +51,7 @@ if TYPE_CHECKING:
 
 CLASSIFY_INTENT = "classify_intent"
 LIST_INTENTS = "list_intents"
+CORRECT_INTENT = "correct_intent"
 LEARN_INTENT = "learn_intent"
 TASK_PREFIX = "agent:"  # tasks added by learn_intent are named agent:LABEL, so the operator can tell them apart
 
@@ -60,6 +66,7 @@ class ToolSpec:
     input_model: type[BaseModel]
     output_model: type[ToolResult]
     read_only: bool
+    needs_learning: bool = False  # offered, and run, only when the operator allows learning
 
 
 SPECS: dict[str, ToolSpec] = {
@@ -84,6 +91,17 @@ SPECS: dict[str, ToolSpec] = {
             read_only=True,
         ),
         ToolSpec(
+            CORRECT_INTENT,
+            "Correct intent",
+            "Report that a message was classified wrongly and name the known intent it meant (e.g. the user said "
+            "'no, I meant ...'). Unless the operator lets this agent learn, the correction waits for the operator's "
+            "review; the result says whether it was queued or learned. Use only when the user makes clear which "
+            "intent they meant.",
+            CorrectIntentInput,
+            CorrectionResult,
+            read_only=False,
+        ),
+        ToolSpec(
             LEARN_INTENT,
             "Learn intent",
             "Teach a new intent (or more examples of a known one) from example user messages, without forgetting "
@@ -92,6 +110,7 @@ SPECS: dict[str, ToolSpec] = {
             LearnIntentInput,
             LearnResult,
             read_only=False,
+            needs_learning=True,
         ),
     )
 }
@@ -150,18 +169,30 @@ class IntentTools:
         self.close()
 
     def specs(self) -> list[ToolSpec]:
-        """The tools this object offers: ``learn_intent`` only when learning is allowed."""
-        return [s for s in SPECS.values() if s.read_only or self.allow_learning]
+        """The tools this object offers: ``learn_intent`` only when learning is allowed, and
+        ``correct_intent`` unless learning is off and users' messages must not be stored (``inbox=False``):
+        then it could only keep them for review."""
+        return [s for s in SPECS.values() if self._offered(s)]
+
+    def _offered(self, spec: ToolSpec) -> bool:
+        if spec.needs_learning:
+            return self.allow_learning
+        return spec.name != CORRECT_INTENT or self.allow_learning or self.inbox
 
     def call(self, name: str, arguments: Mapping[str, Any] | None = None) -> ToolResult:
         """Run tool ``name`` on raw arguments (as a framework hands them over): validate, check
         the limits, run. Refusals raise :class:`ToolError` and change nothing."""
         if not isinstance(name, str) or name not in SPECS:
             raise ToolError(f"no tool named {name!r}; tools are: {', '.join(s.name for s in self.specs())}")
-        if name == LEARN_INTENT and not self.allow_learning:
+        if SPECS[name].needs_learning and not self.allow_learning:
             raise ToolError(
                 "learning is disabled: this agent cannot change what it knows. The operator can enable it "
                 "(agent-il serve ... --allow-learning, or allow_learning=True)."
+            )
+        if not self._offered(SPECS[name]):
+            raise ToolError(
+                "corrections are off: this agent neither learns nor keeps users' messages for review "
+                "(the operator serves it with --no-inbox)."
             )
         if arguments is None:
             arguments = {}
@@ -178,6 +209,9 @@ class IntentTools:
 
     def list_intents(self) -> IntentList:
         return self.call(LIST_INTENTS, {})  # type: ignore[return-value]
+
+    def correct_intent(self, text: str, label: str) -> CorrectionResult:
+        return self.call(CORRECT_INTENT, {"text": text, "label": label})  # type: ignore[return-value]
 
     def learn_intent(self, label: str, examples: list[str]) -> LearnResult:
         return self.call(LEARN_INTENT, {"label": label, "examples": examples})  # type: ignore[return-value]
@@ -223,24 +257,23 @@ class IntentTools:
             tasks=len(tasks),
         )
 
-    def _learn_intent(self, label: str, examples: list[str]) -> LearnResult:
+    def _label(self, label: str) -> str:
         label = label.strip()
         if not label or not label.isprintable():
             raise ToolError("label must be a printable, non-empty name")
         if label.casefold() == UNKNOWN:
             raise ToolError(f"{UNKNOWN!r} is reserved for messages that fit no intent; choose another label")
-        lim = self.limits
-        if not lim.min_examples <= len(examples) <= lim.max_examples:
-            raise ToolError(
-                f"got {len(examples)} examples; give between {lim.min_examples} and {lim.max_examples} per call"
-            )
-        examples = [self._text(t, f"examples[{i}]") for i, t in enumerate(examples)]
-        learner = self.learner
-        new_intent = label not in learner.labels
-        snapshot = None
-        if learner.config.auto_snapshots == 0:  # the workspace keeps no automatic snapshots: take one
-            snapshot = learner.snapshot(datetime.now(timezone.utc).strftime("pre-learn-%Y%m%d-%H%M%S-%f")).name
-        report = learner.learn(examples, [label] * len(examples), task=f"{TASK_PREFIX}{label}"[:MAX_LABEL_LENGTH])
+        return label
+
+    def _snapshot_first(self) -> str | None:
+        """A named snapshot when the workspace keeps no automatic ones (else the learn takes one)."""
+        if self.learner.config.auto_snapshots == 0:
+            return self.learner.snapshot(datetime.now(timezone.utc).strftime("pre-learn-%Y%m%d-%H%M%S-%f")).name
+        return None
+
+    @staticmethod
+    def _undo(report: LearnReport, snapshot: str | None) -> dict[str, Any]:
+        """The snapshot, the command that undoes the learn and its forgetting check, as results give them."""
         if snapshot is None:
             snapshot = report.snapshot
         if snapshot is None:  # pragma: no cover - the learner snapshots whenever auto_snapshots > 0
@@ -250,6 +283,48 @@ class IntentTools:
             for a in report.holdout_accuracy
         ]
         drops = [c.before - c.after for c in checks if c.before is not None]
+        return {
+            "snapshot": snapshot,
+            "undo": "agent-il rollback" if report.snapshot else f"agent-il snapshot restore {snapshot}",
+            "forgetting_check": checks,
+            "largest_drop": max(0.0, *drops) if drops else None,
+        }
+
+    def _correct_intent(self, text: str, label: str) -> CorrectionResult:
+        text, label = self._text(text, "text"), self._label(label)
+        learner = self.learner
+        if label not in learner.labels:  # not echoed: the agent's value, and list_intents has them all
+            raise ToolError(
+                "label must be a known intent (list_intents shows them): a correction names the intent a message meant"
+            )
+        if not self.allow_learning:
+            out = corrections.correct(learner, [text], [label], review=True, sender="tool")
+            return CorrectionResult(status="queued", label=label, predicted=out.predicted[0], review_id=out.ids[0])
+        snapshot = self._snapshot_first()
+        done = corrections.correct(learner, [text], [label], sender="tool")
+        assert done.report is not None
+        return CorrectionResult(
+            status="learned",
+            label=label,
+            predicted=done.predicted[0],
+            task=done.report.task.name,
+            task_id=done.report.task.id,
+            seconds=done.report.seconds,
+            **self._undo(done.report, snapshot),
+        )
+
+    def _learn_intent(self, label: str, examples: list[str]) -> LearnResult:
+        label = self._label(label)
+        lim = self.limits
+        if not lim.min_examples <= len(examples) <= lim.max_examples:
+            raise ToolError(
+                f"got {len(examples)} examples; give between {lim.min_examples} and {lim.max_examples} per call"
+            )
+        examples = [self._text(t, f"examples[{i}]") for i, t in enumerate(examples)]
+        learner = self.learner
+        new_intent = label not in learner.labels
+        snapshot = self._snapshot_first()
+        report = learner.learn(examples, [label] * len(examples), task=f"{TASK_PREFIX}{label}"[:MAX_LABEL_LENGTH])
         return LearnResult(
             label=label,
             new_intent=new_intent,
@@ -258,11 +333,8 @@ class IntentTools:
             task_id=report.task.id,
             intents_total=report.classes_total,
             exemplars_total=report.exemplars_total,
-            snapshot=snapshot,
-            undo="agent-il rollback" if report.snapshot else f"agent-il snapshot restore {snapshot}",
-            forgetting_check=checks,
-            largest_drop=max(0.0, *drops) if drops else None,
             seconds=report.seconds,
+            **self._undo(report, snapshot),
         )
 
 

@@ -1,7 +1,7 @@
-"""``agent-il calibrate``, ``intents confusions``, ``inbox list|learn|clear`` and ``discover``: what
-the agent knows it does not know. Parse, call the learner, print; the logic is in agent_il.ood
-and agent_il.inbox. ``intents confusions`` joins the ``intents`` group agent_il.cli.commands.editing
-makes."""
+"""``agent-il calibrate``, ``intents confusions``, ``inbox list|learn|clear|accept|reject`` and
+``discover``: what the agent knows it does not know, and the corrections waiting for review. Parse,
+call the learner, print; the logic is in agent_il.ood and agent_il.inbox. ``intents confusions``
+joins the ``intents`` group agent_il.cli.commands.editing makes."""
 
 from __future__ import annotations
 
@@ -28,10 +28,15 @@ from agent_il.cli.context import (
 def register(app: typer.Typer) -> None:
     app.command()(calibrate)
     app.command()(discover)
-    inbox = typer.Typer(help="Inputs rejected as unknown, waiting to become new intents.", no_args_is_help=True)
+    inbox = typer.Typer(
+        help="Inputs rejected as unknown, waiting to become new intents, and corrections waiting for review.",
+        no_args_is_help=True,
+    )
     inbox.command("list")(inbox_list)
     inbox.command("learn")(inbox_learn)
     inbox.command("clear")(inbox_clear)
+    inbox.command("accept")(inbox_accept)
+    inbox.command("reject")(inbox_reject)
     app.add_typer(inbox, name="inbox")
 
 
@@ -127,23 +132,30 @@ def inbox_list(
     home: Home = None,
     as_json: Json = False,
 ) -> None:
-    """List the inputs `predict` rejected as unknown, oldest first.
+    """List the inputs `predict` rejected as unknown, and the corrections waiting for review, oldest first.
 
     Example: `agent-il inbox list --limit 20`
     """
     from agent_il import validation
     from agent_il.cli import render
+    from agent_il.cli.commands.feedback import pending_table
 
     limit_n = validation.positive_int(limit, "--limit", text=True)
-    recs = open_learner(ctx, home).inbox.items()
+    inbox = open_learner(ctx, home).inbox
+    recs = inbox.items()
     items = [
         {"id": i, "text": t, "closest": str(m["label"]), "score": m.get("score"), "time": m.get("time")}
         for i, t, m in zip(recs.ids, recs.texts, recs.metadatas)
     ]
+    pending = inbox.corrections.items()
     if as_json:
-        emit({"items": items[-limit_n:], "total": len(items)})
-    else:
+        fixes = [p.to_dict() for p in pending[-limit_n:]]
+        emit({"items": items[-limit_n:], "total": len(items), "corrections": fixes, "corrections_total": len(pending)})
+        return
+    if items or not pending:
         render.inbox_table(items[-limit_n:], len(items))
+    if pending:
+        pending_table(pending[-limit_n:], len(pending))
 
 
 @guarded
@@ -166,12 +178,70 @@ def inbox_learn(
 
 @guarded
 def inbox_clear(ctx: typer.Context, home: Home = None, as_json: Json = False) -> None:
-    """Empty the inbox.
+    """Empty the inbox of unknown inputs (corrections waiting for review stay: `inbox reject --all`).
 
     Example: `agent-il inbox clear`
     """
     n = open_learner(ctx, home).inbox.forget()
     emit({"deleted": n}) if as_json else typer.echo(f"Removed {n} {'item' if n == 1 else 'items'} from the inbox.")
+
+
+Ids = Annotated[
+    list[str] | None,
+    typer.Argument(help="Ids of corrections, as `agent-il inbox list` shows them.", show_default=False),
+]
+All = Annotated[bool, typer.Option("--all", help="Every correction waiting for review.")]
+
+
+def _chosen(ids: list[str] | None, every: bool) -> list[str] | None:
+    """The ids to act on, or None for all of them."""
+    from agent_il.errors import InvalidInputError
+
+    if bool(ids) == every:
+        raise InvalidInputError("give the ids of corrections, or --all, one of them")
+    return None if every else ids
+
+
+@guarded
+def inbox_accept(
+    ctx: typer.Context,
+    ids: Ids = None,
+    every: All = False,
+    new_intent: Annotated[
+        bool,
+        typer.Option("--new-intent", help="Let a correction's label be a new intent (by default it must be known)."),
+    ] = False,
+    home: Home = None,
+    as_json: Json = False,
+) -> None:
+    """Learn corrections waiting for review (one task named `feedback:DATE`), then take them out.
+
+    A normal learn: a snapshot first (`agent-il rollback` undoes it), then the forgetting check.
+    A label that is no known intent (renamed or deleted meanwhile) is refused unless `--new-intent`.
+
+    Example: `agent-il inbox accept fb-3fa9c2d1e8b07a64`, or `agent-il inbox accept --all`
+    """
+    from agent_il.cli import render
+    from agent_il.cli.commands.feedback import show
+    from agent_il.inbox import corrections
+
+    chosen = _chosen(ids, every)
+    learner = open_learner(ctx, home)
+    with render.progress(enabled=not as_json, what="Encoding") as advance:
+        out = corrections.accept(learner, chosen, new_intent=new_intent, on_progress=advance)
+    show(out, as_json)
+
+
+@guarded
+def inbox_reject(
+    ctx: typer.Context, ids: Ids = None, every: All = False, home: Home = None, as_json: Json = False
+) -> None:
+    """Drop corrections waiting for review, unlearned.
+
+    Example: `agent-il inbox reject fb-3fa9c2d1e8b07a64`, or `agent-il inbox reject --all`
+    """
+    n = open_learner(ctx, home).inbox.corrections.reject(_chosen(ids, every))
+    emit({"rejected": n}) if as_json else typer.echo(f"Rejected {n} {'correction' if n == 1 else 'corrections'}.")
 
 
 @guarded

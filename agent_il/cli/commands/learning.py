@@ -59,6 +59,13 @@ def learn(
     holdout: Annotated[
         float, typer.Option("--holdout", help="Fraction of each class kept aside as this task's test slice.")
     ] = 0.0,
+    corrections: Annotated[
+        bool,
+        typer.Option(
+            "--corrections",
+            help="FILE holds corrections (a text, the known intent it meant): one task feedback:DATE, source=feedback.",
+        ),
+    ] = False,
     model: Model = None,
     home: Home = None,
     as_json: Json = False,
@@ -70,14 +77,22 @@ def learn(
     text and fallback intents (out_of_scope, Default Fallback Intent, oos) fit the `unknown`
     threshold (`agent-il calibrate`) instead of being learned, unless `--keep-fallback`.
 
+    With `--corrections`, each row is a message the agent got wrong and the known intent it
+    meant, learned like `agent-il feedback` (a task named `feedback:DATE`).
+
     Example: `agent-il learn examples/data/quickstart/banking.csv --task banking --holdout 0.2`,
-    or `agent-il learn data/nlu.yml --task rasa`
+    or `agent-il learn data/nlu.yml --task rasa`, or `agent-il learn fixes.csv --corrections`
     """
     from agent_il import data, validation
     from agent_il.cli import render
+    from agent_il.errors import InvalidInputError
 
     validation.holdout(holdout, "--holdout")  # every argument is checked before the workspace is opened
     validation.task_name(task)
+    if corrections and (task is not None or holdout):
+        raise InvalidInputError(
+            "--corrections learns one task named feedback:DATE with no held-out slice; leave out --task and --holdout"
+        )
     dataset = data.read(
         file,
         fmt=fmt,
@@ -90,6 +105,11 @@ def learn(
         locale=locale,
         keep_fallback=keep_fallback,
     )
+    if corrections:
+        from agent_il.cli.commands.feedback import learn_corrections
+
+        learn_corrections(ctx, dataset, home, model, as_json)
+        return
     learner = open_learner(ctx, home, model)
     with render.progress(enabled=not as_json, what="Encoding") as advance:
         report, fitted = data.learn_dataset(learner, dataset, task=task, holdout=holdout, on_progress=advance)

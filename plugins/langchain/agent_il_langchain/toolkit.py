@@ -71,7 +71,7 @@ class IntentTool(BaseTool):
 
 
 class IntentToolkit(BaseToolkit):
-    """classify_intent and list_intents, plus learn_intent when ``tools`` allows learning.
+    """classify_intent, list_intents and correct_intent, plus learn_intent when ``tools`` allows learning.
 
     ``IntentToolkit(tools=IntentTools(learner))``, or ``IntentToolkit.from_home("./kb")``.
     """

@@ -107,9 +107,9 @@ def test_passes_the_adapter_contract(toolkit: IntentToolkit) -> None:
 
 def test_toolkit_tools_and_clean_schemas(toolkit: IntentToolkit) -> None:
     tools = toolkit.get_tools()
-    assert [t.name for t in tools] == ["classify_intent", "list_intents"]  # learning is off by default
+    assert [t.name for t in tools] == ["classify_intent", "list_intents", "correct_intent"]  # no learn_intent
     assert all(isinstance(t, IntentTool) and t.response_format == "content_and_artifact" for t in tools)
-    assert [t.metadata["read_only"] for t in tools] == [True, True]
+    assert [t.metadata["read_only"] for t in tools] == [True, True, False]
     schema = convert_to_openai_tool(tools[0])["function"]
     assert schema["name"] == "classify_intent" and "unknown" in schema["description"]
     assert schema["parameters"] == {
@@ -140,7 +140,7 @@ def test_tool_calling_loop_classifies_and_recovers_from_a_bad_call(toolkit: Inte
     )
     tools = toolkit.get_tools()
     bound = model.bind_tools(tools)
-    assert [b["function"]["name"] for b in bound.bound] == ["classify_intent", "list_intents"]
+    assert [b["function"]["name"] for b in bound.bound] == ["classify_intent", "list_intents", "correct_intent"]
     messages = run_loop(bound, tools, "i need to pay my water bill")
     bad, good = messages[2], messages[4]
     assert isinstance(bad, ToolMessage) and bad.status == "error" and bad.tool_call_id == "c1"
@@ -161,12 +161,15 @@ def test_async_loop_and_tool_errors(toolkit: IntentToolkit) -> None:
                 call("list_intents", {}, "a1"),
                 call("classify_intent", {"text": "what time does my flight land"}, "a2"),
                 call("classify_intent", {"text": "x" * 1001}, "a3"),
+                call("correct_intent", {"text": "can you freeze my bank account", "label": "freeze_account"}, "a4"),
             ],
         ),
         AIMessage("done"),
     )
     messages = asyncio.run(arun_loop(model, toolkit.get_tools(), "what do you know?"))
-    listed, flight, too_long = messages[2:5]
+    listed, flight, too_long, corrected = messages[2:6]
+    assert corrected.status == "success" and corrected.artifact["status"] == "queued"  # learning off: for review
+    assert corrected.content.startswith("correction to 'freeze_account' (was unknown) queued for the operator's")
     assert listed.content.startswith("12 intents: ") and len(listed.artifact["intents"]) == 12
     assert flight.artifact["label"] == "flight_status" and flight.status == "success"
     assert too_long.status == "error" and too_long.content == "text has 1001 characters; the limit is 1000"

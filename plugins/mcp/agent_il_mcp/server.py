@@ -5,7 +5,8 @@ an MCP client sees is the one the core validates against. The arguments reach th
 SDK's own check would drop unknown arguments silently and quote the caller's values in its errors.
 A refusal (bad argument, over a limit) is raised as the SDK's ``ToolError``, which the client
 receives as a tool result with ``isError`` and the core's message; the server keeps serving.
-Read tools carry ``readOnlyHint``; learn_intent is not offered at all unless learning is allowed.
+Read tools carry ``readOnlyHint``; learn_intent is not offered at all unless learning is allowed, and
+correct_intent, always offered, only queues a correction for the operator's review unless it is.
 """
 
 from __future__ import annotations
@@ -30,15 +31,17 @@ from agent_il.tools.surface import IntentTools, ToolSpec
 TRANSPORTS = {"stdio": "stdio", "http": "streamable-http"}
 INSTRUCTIONS = (
     "Intent classification for this agent. Call classify_intent on a user's message to learn what they want "
-    "(label 'unknown' means it fits no known intent); list_intents shows what is known. learn_intent, when "
-    "offered, teaches a new intent from example messages: use it only when a user explicitly asks."
+    "(label 'unknown' means it fits no known intent); list_intents shows what is known. correct_intent reports "
+    "a message classified wrongly and the known intent it meant (queued for the operator's review unless learning "
+    "is allowed). learn_intent, when offered, teaches a new intent from example messages: use it only when a user "
+    "explicitly asks."
 )
 
 
 def _annotations(spec: ToolSpec) -> ToolAnnotations:
     if spec.read_only:
         return ToolAnnotations(title=spec.title, read_only_hint=True, idempotent_hint=True, open_world_hint=False)
-    # learn_intent adds knowledge (undone by a rollback) and does not delete any: not destructive.
+    # correct_intent and learn_intent add knowledge (undone by a rollback) or queue it, and delete none.
     return ToolAnnotations(
         title=spec.title, read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False
     )
@@ -114,8 +117,8 @@ def _tool(tools: IntentTools, spec: ToolSpec) -> Tool:
 
 
 def build_server(tools: IntentTools, name: str = "agent-il") -> MCPServer:
-    """An MCP server offering ``tools.specs()``: classify_intent and list_intents, and
-    learn_intent only when ``tools`` allows learning."""
+    """An MCP server offering ``tools.specs()``: classify_intent, list_intents and correct_intent,
+    and learn_intent only when ``tools`` allows learning."""
     return MCPServer(
         name,
         instructions=INSTRUCTIONS,

@@ -36,6 +36,7 @@ PIZZA = {
         "place an order for a pizza from dominos",
     ],
 }
+FREEZE = "can you freeze my bank account"
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
 
 
@@ -60,7 +61,7 @@ def error_text(result: Any) -> str:
 async def check_read_only_server(client: Client) -> None:
     """What every read-only server must do, whichever transport reaches it."""
     listed = {t.name: t for t in (await client.list_tools()).tools}
-    assert sorted(listed) == ["classify_intent", "list_intents"]  # no learn_intent unless enabled
+    assert sorted(listed) == ["classify_intent", "correct_intent", "list_intents"]  # no learn_intent unless enabled
     classify = listed["classify_intent"]
     assert classify.annotations.read_only_hint is True and listed["list_intents"].annotations.read_only_hint is True
     assert classify.input_schema["required"] == ["text"]
@@ -80,6 +81,13 @@ async def check_read_only_server(client: Client) -> None:
     too_long = error_text(await client.call_tool("classify_intent", {"text": "x" * 1001}))
     assert "text has 1001 characters; the limit is 1000" in too_long
     assert error_text(await client.call_tool("learn_intent", PIZZA)) == "Unknown tool: learn_intent"  # not offered
+    correct = listed["correct_intent"]
+    assert correct.annotations.read_only_hint is False and correct.annotations.destructive_hint is False
+    assert correct.input_schema["required"] == ["text", "label"]
+    queued = structured(await client.call_tool("correct_intent", {"text": FREEZE, "label": "freeze_account"}))
+    assert queued["status"] == "queued" and queued["review_id"].startswith("fb-")  # learning off: for review
+    unknown_label = error_text(await client.call_tool("correct_intent", {"text": FREEZE, "label": "zz_nothing"}))
+    assert "label must be a known intent" in unknown_label and "zz_nothing" not in unknown_label
 
     intents = structured(await client.call_tool("list_intents", {}))  # still serving after the errors
     assert len(intents["intents"]) == 12 and "order_pizza" not in {i["label"] for i in intents["intents"]}

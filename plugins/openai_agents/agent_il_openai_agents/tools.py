@@ -45,7 +45,7 @@ def _function_tool(tools: IntentTools, spec: ToolSpec) -> FunctionTool:
 
 
 def function_tools(tools: IntentTools) -> list[FunctionTool]:
-    """classify_intent and list_intents, plus learn_intent when ``tools`` allows learning."""
+    """classify_intent, list_intents and correct_intent, plus learn_intent when ``tools`` allows learning."""
     return [_function_tool(tools, spec) for spec in tools.specs()]
 
 

@@ -154,7 +154,7 @@ def test_the_contract_checks_the_registration(tools: IntentTools, monkeypatch: p
 
 def test_tools_have_strict_schemas(tools: IntentTools) -> None:
     built = function_tools(tools)
-    assert [t.name for t in built] == ["classify_intent", "list_intents"]  # learning is off by default
+    assert [t.name for t in built] == ["classify_intent", "list_intents", "correct_intent"]  # no learn_intent
     schema = built[0].params_json_schema
     assert built[0].strict_json_schema and schema["additionalProperties"] is False
     assert schema["required"] == ["text", "k"] and schema["properties"]["k"]["default"] == 3
@@ -179,7 +179,7 @@ def test_runner_invokes_the_tools_and_feeds_results_back(tools: IntentTools) -> 
     assert bad_k.startswith("error: invalid arguments: k: Input should be greater than or equal to 1")
     assert bad_json.startswith("error: the arguments are not valid JSON")
     assert len(json.loads(listed)["intents"]) == 12
-    assert [t.name for t in model.first_call.tools] == ["classify_intent", "list_intents"]
+    assert [t.name for t in model.first_call.tools] == ["classify_intent", "list_intents", "correct_intent"]
     sent_back = [i for i in model.calls[1].input if isinstance(i, dict) and i.get("type") == "function_call_output"]
     assert [i["call_id"] for i in sent_back] == ["c1"] and json.loads(sent_back[0]["output"]) == out
 
