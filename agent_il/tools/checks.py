@@ -139,6 +139,7 @@ class _Run:
     def __post_init__(self) -> None:
         self.off = IntentTools(self.learner, limits=LIMITS, inbox=False)  # inbox off: the checks store nothing
         self.on = IntentTools(self.learner, allow_learning=True, limits=LIMITS, inbox=False)
+        self.review = IntentTools(self.learner, limits=LIMITS)  # learning off, corrections kept for review
 
     def check(self, what: str, check: Callable[[], _T]) -> _T | None:
         """``check``'s value, or None with its failure recorded: one failure does not hide the others."""
@@ -215,7 +216,7 @@ class _Run:
             raise _Failed(f"serve is a {type(adapter.serve).__name__}, not a callable")
 
     def exposed(self) -> None:
-        for tools, learning in ((self.off, "off"), (self.on, "on")):
+        for tools, learning in ((self.off, "off, inbox off"), (self.review, "off"), (self.on, "on")):
             try:
                 names = list(self.list_tools(tools))
             except Exception as exc:
@@ -286,7 +287,7 @@ class _Run:
         before, waiting = self.state(), self.learner.inbox.corrections.ids()
         problems = [
             f"learning {mode}: {p}"
-            for tools, mode in ((self.off, "off"), (self.on, "on"))
+            for tools, mode in ((self.review, "off"), (self.on, "on"))
             for p in self.refusal_problems(tools, correction_refusals(self.learner.labels[0]))
         ]
         try:
@@ -305,10 +306,10 @@ class _Run:
         before, waiting = self.state(), self.learner.inbox.corrections.ids()
         arguments = {"text": CORRECTION, "label": self.learner.labels[0]}
         try:
-            got = self.call(self.off, CORRECT_INTENT, arguments)
+            got = self.call(self.review, CORRECT_INTENT, arguments)
             if isinstance(got, str):
                 raise _Failed(f"correct_intent({_show(arguments)}) was refused with learning off: {_QUOTE.repr(got)}")
-            want = self.off.call(CORRECT_INTENT, arguments).model_dump(mode="json")
+            want = self.review.call(CORRECT_INTENT, arguments).model_dump(mode="json")
             if difference := _difference(got, want):
                 raise _Failed(f"correct_intent({_show(arguments)}) differs from the surface's result: {difference}")
             if got.get("status") != "queued":
