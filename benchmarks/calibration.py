@@ -1,0 +1,108 @@
+"""Does the rejection threshold keep what it promises (issue 17, section 3)? The realised in-scope
+keep rate against the target (95%), and out-of-scope recall, in small and large workspaces.
+
+Each point is a fresh embedded workspace made through the product's own learn path
+(``IntentLearner.learn_vectors``, the real calibration at every learn), learning CLINC150 intents
+in tasks of 10 (one task when there are 10), N training examples an intent drawn per seed (the
+bench's draw), ``--holdout`` as the quick start uses it. Then every CLINC150 test query of those
+intents is predicted (kept = not answered ``unknown``), and every oos_test query (recall = answered
+``unknown``). Intents: 10, 30, 150; shots: 5, 10, 30 and all (100).
+
+    python benchmarks/calibration.py              # 3 seeds (about 10 minutes on 2 cores)
+    python benchmarks/calibration.py --quick      # one seed, 10 and 30 intents
+
+Writes benchmarks/results/calibration/results.json and table.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+from statistics import mean
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from perf import CLINC, cached_encoder
+
+from agent_il import IntentLearner
+from agent_il.bench.protocol import Split, few_shot, task_order
+from agent_il.config import DEFAULT_KEEP
+
+OUT = Path(__file__).resolve().parent / "results" / "calibration"
+
+
+def point(sets: dict[str, Any], enc: Any, intents: int, shots: int | None, seed: int, holdout: float) -> dict:
+    train, test, oos = sets["train"], sets["test"], sets["oos"]
+    classes = [y for task in task_order(train.labels, 15, seed) for y in task][:intents]
+    rows = np.isin(train.labels, classes)
+    learned = Split(train.x[rows], train.labels[rows])
+    if shots is not None:
+        learned = few_shot(learned, shots, seed)
+    with tempfile.TemporaryDirectory() as tmp:
+        learner = IntentLearner.open(Path(tmp) / "kb", encoder=enc)
+        for t in range(0, intents, 10):
+            part = np.isin(learned.labels, classes[t : t + 10])
+            learner.learn_vectors(learned.x[part], learned.labels[part].tolist(), task=f"t{t // 10}", holdout=holdout)
+        in_scope = np.isin(test.labels, classes)
+        answers = learner.predict_vectors(test.x[in_scope], k=1, evidence=0, inbox=False)
+        kept = [p.known for p in answers]
+        right = [p.known and p.label == y for p, y in zip(answers, test.labels[in_scope])]
+        rejected = [not p.known for p in learner.predict_vectors(oos.x, k=1, evidence=0, inbox=False)]
+        learner.close()
+    return {
+        "keep": 100.0 * mean(kept),
+        "in_scope_accuracy": 100.0 * mean(right),
+        "oos_recall": 100.0 * mean(rejected),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--holdout", type=float, default=0.2)
+    args = parser.parse_args()
+    seeds = [0] if args.quick else [0, 1, 2]
+    sizes = [10, 30] if args.quick else [10, 30, 150]
+    shots: list[int | None] = [5, 10, 30, None]
+    enc, cache = cached_encoder(None, "auto")
+    clinc = json.loads(CLINC.read_text())
+    sets = {
+        name: Split(enc.encode([t for t, _ in clinc[split]], cache=cache), np.array([y for _, y in clinc[split]]))
+        for name, split in (("train", "train"), ("test", "test"), ("oos", "oos_test"))
+    }
+    points = []
+    started = time.perf_counter()
+    for intents in sizes:
+        for n in shots:
+            runs = [point(sets, enc, intents, n, seed, args.holdout) for seed in seeds]
+            row = {"intents": intents, "shots": n or "all", **{k: mean(r[k] for r in runs) for k in runs[0]}}
+            row["keep_error"] = row["keep"] - 100.0 * DEFAULT_KEEP
+            points.append(row)
+            print(json.dumps(row), flush=True)
+    lines = [
+        f"Target keep {100 * DEFAULT_KEEP:.0f}%, --holdout {args.holdout}, seeds {seeds}, CLINC150 test / oos_test.",
+        "",
+        "| intents | shots | realised keep | keep - target | in-scope acc | oos recall |",
+        "|---|---|---|---|---|---|",
+        *[
+            f"| {p['intents']} | {p['shots']} | {p['keep']:.1f} | {p['keep_error']:+.1f} | "
+            f"{p['in_scope_accuracy']:.1f} | {p['oos_recall']:.1f} |"
+            for p in points
+        ],
+    ]
+    OUT.mkdir(parents=True, exist_ok=True)
+    doc = {"target_keep": DEFAULT_KEEP, "holdout": args.holdout, "seeds": seeds, "points": points}
+    doc["seconds"] = round(time.perf_counter() - started, 1)
+    (OUT / "results.json").write_text(json.dumps(doc, indent=1))
+    (OUT / "table.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
