@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from agent_il.data import dialogflow, lex, rasa, semantic_router, tables
-from agent_il.data.base import FALLBACK_NAMES, DataError, Dataset, Tree, load_json, load_yaml, read_text
+from agent_il.data.base import FALLBACK_NAMES, DataError, Dataset, Tree, format_of, load_json, load_yaml, read_text
 from agent_il.data.tables import FORMATS, LABEL_COLUMNS, TEXT_COLUMNS, lines, splits
 from agent_il.data.transfer import export_examples, learn_dataset, replay_export
 from agent_il.data.writers import EXPORT_FORMATS
@@ -45,9 +45,7 @@ def detect(path: str | Path, fmt: str | None = None) -> str:
     """The format of ``path``: ``fmt`` if given, else from what the path is (see the module)."""
     path = Path(path)
     if fmt is not None:
-        if fmt not in ALL_FORMATS:
-            raise DataError(f"unknown format {fmt!r}; choose one of {', '.join(ALL_FORMATS)}")
-        return fmt
+        return format_of(path, fmt, ALL_FORMATS, {})
     suffix = path.suffix.lower()
     if path.is_dir() or suffix == ".zip":
         with Tree(path) as tree:
@@ -77,10 +75,7 @@ def detect(path: str | Path, fmt: str | None = None) -> str:
         except DataError:
             return "json"  # the table reader reports it, with the line
         return "semantic-router" if semantic_router.routes_of(doc) is not None else "json"
-    found = tables._EXTENSIONS.get(suffix)
-    if found is None:
-        raise DataError(f"{path}: cannot tell the format from the extension; pass --format ({', '.join(ALL_FORMATS)})")
-    return found
+    return format_of(path, None, ALL_FORMATS, tables._EXTENSIONS)
 
 
 def read(

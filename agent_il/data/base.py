@@ -76,6 +76,18 @@ class Parsed:
         return Dataset(texts, labels, self.source, self.fmt, fallback, dict(self.skipped), self.info)
 
 
+def format_of(path: Path, fmt: str | None, choices: tuple[str, ...], extensions: dict[str, str], what: str = "") -> str:
+    """``fmt`` when it is one of ``choices``, else the format ``path``'s extension names."""
+    if fmt is not None:
+        if fmt not in choices:
+            raise DataError(f"unknown {what}format {fmt!r}; choose one of {', '.join(choices)}")
+        return fmt
+    found = extensions.get(path.suffix.lower())
+    if found is None:
+        raise DataError(f"{path}: cannot tell the format from the extension; pass --format ({', '.join(choices)})")
+    return found
+
+
 def check_text(text: Any, where: str, max_chars: int | None) -> str:
     if not isinstance(text, str) or not text.strip():
         raise DataError(f"{where}: empty or missing text")

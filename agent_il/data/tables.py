@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from agent_il import validation
-from agent_il.data.base import DataError, Dataset, read_text
+from agent_il.data.base import DataError, Dataset, format_of, read_text
 
 FORMATS = ("csv", "tsv", "jsonl", "json")
 _EXTENSIONS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json"}
@@ -22,14 +22,7 @@ LABEL_COLUMNS = ("label", "intent", "category", "class")
 
 
 def _format(path: Path, fmt: str | None) -> str:
-    if fmt is not None:
-        if fmt not in FORMATS:
-            raise DataError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
-        return fmt
-    found = _EXTENSIONS.get(path.suffix.lower())
-    if found is None:
-        raise DataError(f"{path}: cannot tell the format from the extension; pass --format ({', '.join(FORMATS)})")
-    return found
+    return format_of(path, fmt, FORMATS, _EXTENSIONS)
 
 
 _text = read_text

@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from agent_il.data.base import DataError
+from agent_il.data.base import DataError, format_of
 
 EXPORT_FORMATS = ("jsonl", "csv", "rasa", "semantic-router")
 _EXTENSIONS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".yml": "rasa", ".yaml": "rasa"}
@@ -23,16 +23,7 @@ CSV_FIELDS = ("text", "label", "task", "source", "held_out")
 
 
 def export_format(path: Path, fmt: str | None) -> str:
-    if fmt is not None:
-        if fmt not in EXPORT_FORMATS:
-            raise DataError(f"unknown export format {fmt!r}; choose one of {', '.join(EXPORT_FORMATS)}")
-        return fmt
-    found = _EXTENSIONS.get(path.suffix.lower())
-    if found is None:
-        raise DataError(
-            f"{path}: cannot tell the format from the extension; pass --format ({', '.join(EXPORT_FORMATS)})"
-        )
-    return found
+    return format_of(path, fmt, EXPORT_FORMATS, _EXTENSIONS, "export ")
 
 
 def render(fmt: str, rows: list[dict[str, Any]], model: str | None = None) -> bytes:
