@@ -27,7 +27,7 @@ from agent_il.ood.calibration import Calibrator
 from agent_il.ood.evidence import Exemplars
 from agent_il.ood.scores import ClassStats
 from agent_il.results import LearnReport, Prediction, Task
-from agent_il.state import STORES, WorkspaceState
+from agent_il.state import WorkspaceState
 from agent_il.storage import open_workspace
 from agent_il.storage.base import Workspace
 from agent_il.storage.history import History
@@ -47,7 +47,7 @@ class IntentLearner(Editing, Upkeep):
     def __init__(self, workspace: Workspace, state: WorkspaceState, encoder: Encoder) -> None:
         self.workspace = workspace
         self.encoder = encoder
-        self.stores = {name: RecordStore(workspace.client, workspace.collection(name)) for name in STORES}
+        self.stores = workspace.record_stores()
         self.inbox = Inbox(RecordStore(workspace.client, workspace.collection("inbox")))
         self.snapshots = History(workspace.blobs, self.stores, lambda: self.state)
         self.calibrator = Calibrator(lambda: self.state)
@@ -258,7 +258,8 @@ class IntentLearner(Editing, Upkeep):
                     old, self._with_statistics(), batch, memory, held, holdout, start, encoded, self._class_stats(old)
                 )
                 planned = time.perf_counter()
-                added = {"exemplars": done.added, "holdout": done.test}
+                # The exemplars are some of the examples: stored apart only where examples are not kept.
+                added = {"holdout": done.test, **({"exemplars": done.added} if old.examples is None else {})}
                 if old.examples is not None:
                     added["examples"] = done.train
                 snap = self._commit(done.state, done.strategy, added, snapshot=True, statistics="due")

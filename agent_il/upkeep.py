@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from agent_il import validation
 from agent_il.memory.store import RecordStore
-from agent_il.state import STORES, WorkspaceState
+from agent_il.state import WorkspaceState
 from agent_il.storage import open_workspace
 from agent_il.storage.base import Workspace
 from agent_il.storage.doctor import Diagnosis, diagnose, examine_damaged
@@ -141,7 +141,7 @@ class Upkeep:
             found = examine_damaged(
                 ws,
                 str(error),
-                lambda: {s: RecordStore(ws.client, ws.collection(s)) for s in STORES},
+                ws.record_stores,
                 repair,
                 unreadable,
             )

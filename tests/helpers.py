@@ -8,6 +8,17 @@ from pathlib import Path
 import numpy as np
 
 
+def records_held(learner) -> dict[str, int]:
+    """How many records each store's Chroma collection holds, checking that the exemplars are
+    examples (chosen from them, with no copy of their own) and that no store keeps a record the
+    live state does not name (call where no snapshot names older ones)."""
+    state = learner.state
+    assert set(state.live("exemplars")) <= set(state.live("examples"))
+    held = {store: learner.stores[store].count() for store in ("exemplars", "holdout", "examples")}
+    assert held == {"exemplars": 0, "holdout": len(state.live("holdout")), "examples": len(state.live("examples"))}
+    return held
+
+
 def accuracy(learner, texts: list[str], labels: list[str]) -> float:
     """Closed-set accuracy: the best known intent, whether or not it was rejected as out of scope
     (tests/test_ood.py measures the rejection)."""

@@ -9,6 +9,7 @@ from agent_il import IntentLearner
 from agent_il.config import MemoryBudget
 from agent_il.errors import InvalidInputError
 from agent_il.memory.selection import herding, select
+from tests.helpers import records_held
 
 
 def test_herding_tracks_the_class_mean_better_than_random(encoder, clinc):
@@ -47,7 +48,7 @@ def test_per_class_budget(clinc, encoder, workspace_dir, selection):
     learner.learn(*clinc.split("train", clinc.tasks[0][:4]))
     learner.learn(*clinc.split("train", clinc.tasks[1][:4]))
     assert learner.exemplar_counts() == {label: 7 for label in learner.labels}
-    assert learner.memory.count() == 8 * 7
+    assert records_held(learner)["examples"] == len(learner.state.live("examples"))
 
 
 def test_total_budget_rebalances_as_classes_arrive(clinc, encoder, workspace_dir):
@@ -57,12 +58,12 @@ def test_total_budget_rebalances_as_classes_arrive(clinc, encoder, workspace_dir
     assert set(learner.exemplar_counts().values()) == {10}
     learner.learn(*clinc.split("train", clinc.tasks[1][:4]))
     assert set(learner.exemplar_counts().values()) == {5}
-    # Trimmed exemplars stay in Chroma while the automatic snapshot of the first learn names them,
-    # and are deleted with it.
-    assert learner.memory.count() == 60
-    for snap in learner.snapshots.auto_names()[1:]:
-        learner.delete_snapshot(snap)
-    assert learner.memory.count() == 40
+    # Trimmed exemplars are still examples: the memory holds no copy of them to delete.
+    trimmed = [i for label, ids in first.items() for i in ids if i not in learner.state.exemplars[label]]
+    assert len(trimmed) == 20 and learner.memory.load(trimmed).labels == [
+        y for y, ids in first.items() for i in ids if i in trimmed
+    ]
+    assert learner.memory.count() == 0
     for label, ids in first.items():  # old classes keep the head of their herding order
         assert learner.state.exemplars[label] == ids[:5]
 
@@ -71,9 +72,9 @@ def test_exemplars_keep_text_label_task_and_time(clinc, encoder, workspace_dir):
     learner = IntentLearner.open(workspace_dir, encoder=encoder)
     texts, labels = clinc.split("train", clinc.tasks[0][:3])
     learner.learn(texts, labels, task="banking")
-    got = learner.memory._col.get(include=["documents", "metadatas", "embeddings"])
-    assert len(got["ids"]) == 60
-    for doc, meta, emb in zip(got["documents"], got["metadatas"], got["embeddings"]):
+    got = learner.memory.load(learner.state.live("exemplars"), from_chroma=True)  # read from the examples
+    assert len(got.ids) == 60 and records_held(learner)["examples"] == len(texts)
+    for doc, meta, emb in zip(got.texts, got.metadatas, got.x):
         assert doc in texts and meta["label"] == labels[texts.index(doc)]
         assert meta["task"] == "banking" and meta["task_id"] == 1 and meta["time"] > 0
         assert np.allclose(emb, encoder.encode([doc])[0], atol=1e-6)

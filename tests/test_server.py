@@ -17,6 +17,7 @@ from agent_il import IntentLearner, InvalidInputError, WorkspaceError
 from agent_il.cli.app import app
 from agent_il.data import read
 from agent_il.memory.records import Records
+from tests.helpers import records_held
 from tests.test_crash import CLI, ENV, WORKER, save, start, vectors
 
 QUICK = Path(__file__).resolve().parent.parent / "examples" / "data" / "quickstart"
@@ -115,7 +116,7 @@ def test_concurrent_learners_lose_nothing(chroma_url, server_name, clinc, encode
     assert sorted(learner.labels) == sorted(c for g in groups for c in g)
     assert sorted(t.name for t in learner.tasks) == [f"agent-{i}" for i in range(4)]
     assert learner.exemplar_counts() == {c: min(20, n) for c, n in counts.items()}
-    assert learner.memory.count() == sum(min(20, n) for n in counts.values())
+    assert records_held(learner)["examples"] == sum(counts.values())
     x, labels, _ = vectors(clinc, encoder, [c for g in groups for c in g], split="test", per_class=10)
     hits = [p.top_k[0][0] == y for p, y in zip(learner.predict_vectors(x, k=1, evidence=0, inbox=False), labels)]
     assert sum(hits) / len(hits) > 0.9

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from agent_il import IntentLearner, InvalidInputError, WorkspaceError
-from tests.helpers import tree_digest
+from tests.helpers import records_held, tree_digest
 
 
 def task(clinc, i: int, per_class: int = 40) -> tuple[list[str], list[str]]:
@@ -67,8 +67,11 @@ def test_restore_brings_back_head_memory_and_tasks(two_tasks, clinc):
     assert info.classes == 10 and info.tasks == 2
     assert learner.predict(texts, k=3, evidence=3) == before
     # The stores hold the restored records and, no more, those the snapshot of the present names.
+    # (The exemplars are examples: their own collection holds none.)
     present = learner.snapshots.named()
-    assert {s: st.all_ids() for s, st in learner.stores.items()} == {s: ids[s] | present[s] for s in ids}
+    expected = {s: ids[s] | present[s] for s in ids}
+    assert present["exemplars"] <= present["examples"] and ids["exemplars"] == set()
+    assert {s: st.all_ids() for s, st in learner.stores.items()} == {**expected, "exemplars": set()}
     assert ids["examples"] < present["examples"]  # the third learn's examples, kept by that snapshot
     learner.delete_snapshot(info.name)
     learner.delete_snapshot(learner.snapshots.list()[-1].name)  # the present before the restore
@@ -89,11 +92,11 @@ def test_rollback_undoes_the_last_learn(two_tasks, clinc):
     restored = learner.rollback()
     assert restored.auto and restored.tasks == 2
     assert learner.predict(texts, k=3, evidence=3) == before
-    assert learner.memory.count() == sum(learner.exemplar_counts().values())
+    records_held(learner)
     learner.rollback()  # one more step back: before task two
     assert [t.name for t in learner.tasks] == ["one"]
     learner.rollback()  # and back to the empty workspace
-    assert learner.labels == [] and learner.memory.count() == 0
+    assert learner.labels == [] and records_held(learner) == {"exemplars": 0, "holdout": 0, "examples": 0}
     with pytest.raises(InvalidInputError, match="nothing to roll back"):
         learner.rollback()
 

@@ -1,5 +1,12 @@
-"""Labelled embeddings kept in Chroma: the exemplar memory (replay buffer and the agent's
-knowledge base, the evidence behind predictions) and the held-out test slices.
+"""Labelled embeddings kept in Chroma: every learned example, the exemplar memory (replay buffer
+and the evidence behind predictions) and the held-out test slices.
+
+The exemplars are a selection of the examples: a learn names some of its examples as exemplars
+and adds no second copy, so the exemplar store reads the ids it does not hold from the examples
+(it holds the exemplars of workspaces from before every example was kept, and relabelled
+copies). Dropping an exemplar is then only a commit that no longer names it, not a Chroma delete
+(each add or delete costs 20-30 ms whatever its size: half of a 20-example learn was the second
+add and the deletes).
 
 Records are never edited in place. A learn adds new records first, the workspace commit then
 names which ids are live, and only after that are dropped ids deleted; ids that no commit
@@ -8,6 +15,7 @@ names are orphans of an interrupted operation and are removed by :meth:`RecordSt
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Collection, Sequence
 from typing import Any
@@ -30,12 +38,14 @@ class RecordStore:
     whole memory. (Rows are kept as Chroma returns them, not as added: a cosine collection
     renormalises embeddings, which moves the last bit of some values.)"""
 
-    def __init__(self, client: Any, collection: str) -> None:
+    def __init__(self, client: Any, collection: str, fallback: RecordStore | None = None) -> None:
         self._col = client.get_or_create_collection(
             collection, embedding_function=None, configuration={"hnsw": {"space": "cosine"}}
         )
         self._rows: dict[str, _Row] = {}
         self._last: Records | None = None  # the last load: the next one is often it plus a few
+        self._fallback = fallback  # where ids this collection does not hold are read from
+        self._borrowed: set[str] = set()  # ids read from the fallback: never this collection's to delete
 
     def add(self, records: Records, generation: int = 0) -> None:
         """Add ``records`` for the commit of ``generation`` (readers of an older state skip
@@ -50,12 +60,16 @@ class RecordStore:
             )
 
     def delete(self, ids: Collection[str]) -> None:
+        """Delete ``ids`` from this collection (not from the fallback: ids read from it are
+        skipped, so un-naming a borrowed exemplar costs no Chroma call)."""
         ids = list(ids)
-        for s in range(0, len(ids), _BATCH):
-            self._col.delete(ids=ids[s : s + _BATCH])
         for i in ids:
             self._rows.pop(i, None)
         self._last = None
+        own = [i for i in ids if i not in self._borrowed]
+        self._borrowed.difference_update(ids)
+        for s in range(0, len(own), _BATCH):
+            self._col.delete(ids=own[s : s + _BATCH])
 
     def load(self, ids: Sequence[str], *, from_chroma: bool = False) -> Records:
         """The records of ``ids``, in the order given; all of them must exist. ``from_chroma``
@@ -76,10 +90,11 @@ class RecordStore:
     def _load(self, ids: Sequence[str], *, from_chroma: bool = False) -> Records:
         rows = {} if from_chroma else {i: self._rows[i] for i in ids if i in self._rows}
         wanted = [i for i in ids if i not in rows]
-        for s in range(0, len(wanted), _BATCH):
-            got = self._col.get(ids=wanted[s : s + _BATCH], include=["embeddings", "documents", "metadatas"])
-            for i, emb, doc, meta in zip(got["ids"], got["embeddings"], got["documents"], got["metadatas"]):
-                rows[i] = (np.asarray(emb, dtype=np.float32), doc, dict(meta))
+        rows.update(self._fetch(wanted))
+        if self._fallback is not None and len(rows) < len(ids):
+            borrowed = self._fallback._fetch([i for i in wanted if i not in rows])
+            rows.update(borrowed)
+            self._borrowed.update(borrowed)
         if not from_chroma:
             self._rows.update((i, rows[i]) for i in wanted if i in rows)
         missing = [i for i in ids if i not in rows]
@@ -92,17 +107,39 @@ class RecordStore:
             [rows[i][2] for i in ids],
         )
 
-    def existing(self, ids: Sequence[str]) -> set[str]:
-        """Which of ``ids`` the store holds (one lookup, whatever its size)."""
-        return set(self._col.get(ids=list(ids), include=[])["ids"]) if ids else set()
+    def _fetch(self, ids: Sequence[str]) -> dict[str, _Row]:
+        """The rows of those ``ids`` this collection holds, read from Chroma."""
+        rows: dict[str, _Row] = {}
+        for s in range(0, len(ids), _BATCH):
+            got = self._col.get(ids=list(ids[s : s + _BATCH]), include=["embeddings", "documents", "metadatas"])
+            for i, emb, doc, meta in zip(got["ids"], got["embeddings"], got["documents"], got["metadatas"]):
+                rows[i] = (np.asarray(emb, dtype=np.float32), doc, dict(meta))
+        return rows
 
-    def nearest_ids(self, x: np.ndarray, n: int) -> list[list[tuple[str, float]]]:
-        """Chroma's approximate (HNSW) ``n`` nearest ids to each row of ``x``, with their cosine
-        similarity; fewer when the store holds fewer."""
-        res = self._col.query(
-            query_embeddings=np.ascontiguousarray(x, dtype=np.float32), n_results=n, include=["distances"]
-        )
-        return [[(i, 1.0 - float(d)) for i, d in zip(ids, ds)] for ids, ds in zip(res["ids"], res["distances"])]
+    def existing(self, ids: Sequence[str]) -> set[str]:
+        """Which of ``ids`` the store (or its fallback) holds (one lookup each, whatever its size)."""
+        found = set(self._col.get(ids=list(ids), include=[])["ids"]) if ids else set()
+        if self._fallback is not None and len(found) < len(ids):
+            found |= self._fallback.existing([i for i in ids if i not in found])
+        return found
+
+    def nearest_ids(self, x: np.ndarray, n: int, live: int | None = None) -> list[list[tuple[str, float]]]:
+        """Chroma's approximate (HNSW) ``n`` nearest ids to each row of ``x`` in this collection
+        and its fallback, with their cosine similarity, most similar first; fewer when they hold
+        fewer. ``live``: how many of the records the caller keeps (the committed exemplars); the
+        fallback, which holds every example, is asked for as many more hits as it holds more
+        records, so that about ``n`` of its hits are live."""
+        query = np.ascontiguousarray(x, dtype=np.float32)
+        asks = [(self._col, n)]
+        if self._fallback is not None:
+            col = self._fallback._col
+            asks.append((col, n if live is None else min(_BATCH, math.ceil(n * col.count() / max(live, 1)))))
+        hits: list[dict[str, float]] = [{} for _ in range(len(x))]
+        for col, k in asks:
+            res = col.query(query_embeddings=query, n_results=max(k, 1), include=["distances"])
+            for found, ids, ds in zip(hits, res["ids"], res["distances"]):
+                found.update((i, 1.0 - float(d)) for i, d in zip(ids, ds))
+        return [sorted(h.items(), key=lambda hit: -hit[1]) for h in hits]
 
     def with_texts(self, texts: Collection[str]) -> list[str]:
         """The ids of every record whose text is one of ``texts`` (exactly)."""

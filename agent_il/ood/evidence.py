@@ -48,7 +48,7 @@ class Exemplars:
             return self._scan(x, n)
         out: list[list[Evidence]] = []
         short = []
-        for i, hits in enumerate(store.nearest_ids(x, n + SLACK)):
+        for i, hits in enumerate(store.nearest_ids(x, n + SLACK, live=len(self.records.ids))):
             live = [(self.row[j], sim) for j, sim in hits if j in self.row][:n]
             out.append(self._evidence(live))
             if len(live) < n:  # another writer's uncommitted records crowded them out

@@ -154,20 +154,35 @@ def _shrunk_inverse(cov: np.ndarray, n: int) -> np.ndarray:
     dim = cov.shape[0]
     scale = max(float(np.trace(cov)) / dim, 1e-6)
     shrink = min(0.95, max(SHRINK, dim / max(n, 1)))
-    return np.linalg.inv((1 - shrink) * cov + shrink * scale * np.eye(dim))
+    return _spd_inverse((1 - shrink) * cov + shrink * scale * np.eye(dim))
+
+
+def _spd_inverse(a: np.ndarray) -> np.ndarray:
+    """The inverse of a symmetric positive definite matrix, from its Cholesky factor (on torch's
+    threads when torch is loaded, as :func:`matmul`: half the time of a general inverse)."""
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return np.linalg.inv(a)
+    t = torch.from_numpy(a)
+    return torch.cholesky_inverse(torch.linalg.cholesky(t)).numpy()
 
 
 class _Gaussians:
     """Squared Mahalanobis distances to ``means`` under one ``precision``, with the parts that do
-    not depend on the input computed once: a predict then costs ``d^2 + d C``, not ``C d^2``."""
+    not depend on the input computed once: a predict then costs ``d^2 + d C``, not ``C d^2``.
+    The products with the input run in float32 (half the time of float64 on a learn's 2,000
+    calibration rows; the distances, in the hundreds, move by about 1e-4), the sums in float64."""
 
     def __init__(self, means: np.ndarray, precision: np.ndarray) -> None:
-        self.precision = precision
-        self.projected = matmul(precision, means.T)  # d x C
-        self.offsets = (means.T * self.projected).sum(0)  # mu_c^T P mu_c
+        projected = matmul(precision, means.T)  # d x C
+        self.offsets = (means.T * projected).sum(0)  # mu_c^T P mu_c
+        self.precision = precision.astype(np.float32)
+        self.projected = projected.astype(np.float32)
 
     def distances(self, x: np.ndarray) -> np.ndarray:
-        return (matmul(x, self.precision) * x).sum(1)[:, None] - 2 * matmul(x, self.projected) + self.offsets[None, :]
+        x = np.asarray(x, dtype=np.float32)
+        quadratic = (matmul(x, self.precision) * x).sum(1, dtype=np.float64)
+        return quadratic[:, None] - 2 * matmul(x, self.projected).astype(np.float64) + self.offsets[None, :]
 
 
 def components(
@@ -183,21 +198,22 @@ def components(
     if stats is not None:
         known = stats.known
         if known.any():
-            x64 = x.astype(np.float64)
-            cos = matmul(x64, stats.unit_means.T)
-            dist = stats.classes.distances(x64)
+            x = np.asarray(x, dtype=np.float32)  # the products in float32, as in _Gaussians
+            cos = matmul(x, stats.unit_means.T.astype(np.float32)).astype(np.float64)
+            dist = stats.classes.distances(x)
             if own is not None:
                 column = np.cumsum(known) - 1  # class index -> column among the known ones
                 rows = np.flatnonzero((own >= 0) & (stats.counts[np.maximum(own, 0)] > 1))
                 c, n = own[rows], stats.counts[own[rows]][:, None].astype(np.float64)
-                mean = (n * stats.means[c] - x64[rows]) / (n - 1)  # the class mean without the row
-                d = x64[rows] - mean
+                mine = x[rows].astype(np.float64)
+                mean = (n * stats.means[c] - mine) / (n - 1)  # the class mean without the row
+                d = mine - mean
                 dist[rows, column[c]] = (matmul(d, stats.precision) * d).sum(1)
                 norms = np.linalg.norm(mean, axis=1).clip(1e-12)
-                cos[rows, column[c]] = (x64[rows] * mean).sum(1) / norms
+                cos[rows, column[c]] = (mine * mean).sum(1) / norms
             out["prototype"] = cos.max(1)
             out["mahalanobis"] = -dist.min(1)
-            background = stats.background.distances(x64)
+            background = stats.background.distances(x)
             out["relative"] = -(dist - background).min(1)
     return out
 
