@@ -27,7 +27,7 @@ from safetensors.numpy import save as save_safetensors
 
 from agent_il.errors import DamagedError, InvalidInputError, WorkspaceError
 from agent_il.memory.store import RecordStore
-from agent_il.state import READABLE_SCHEMAS, SCHEMA_VERSION, STORES
+from agent_il.state import READABLE_SCHEMAS, SCHEMA_VERSION
 from agent_il.storage.blobs import Blobs, sha256
 from agent_il.storage.journal import Journal
 
@@ -114,10 +114,10 @@ class Workspace(abc.ABC):
         """The record stores a commit names; the exemplar store reads the exemplars that are
         examples (every one a learn chose since examples are kept) from the examples store."""
         examples = RecordStore(self.client, self.collection("examples"))
-        fallback = {"exemplars": examples}
         return {
-            s: examples if s == "examples" else RecordStore(self.client, self.collection(s), fallback.get(s))
-            for s in STORES
+            "exemplars": RecordStore(self.client, self.collection("exemplars"), fallback=examples),
+            "holdout": RecordStore(self.client, self.collection("holdout")),
+            "examples": examples,
         }
 
     @abc.abstractmethod
