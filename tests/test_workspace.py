@@ -205,3 +205,38 @@ def test_workspace_files_are_private(clinc, encoder, workspace_dir):
     for f in written:
         assert stat.S_IMODE(f.stat().st_mode) & 0o077 == 0, f
     learner.close()
+
+
+def test_a_workspace_from_before_examples_were_kept_still_stores_its_own_exemplars(clinc, encoder, workspace_dir):
+    """Schema 1 kept only the exemplars, in their own collection: such a workspace learns on with
+    its exemplars stored apart (they are not examples there), and reopens to the same answers."""
+    from agent_il.storage.blobs import sealed, unsealed
+
+    learner = IntentLearner.open(workspace_dir, encoder=encoder)
+    learner.learn(*small_task(clinc, 0), task="one")
+    first = learner.state.live("exemplars")
+    learner.memory.add(learner.memory.load(first, from_chroma=True))  # where schema 1 kept them
+    learner.close()
+    path = workspace_dir / "state.json"
+    state = unsealed(path.read_text(encoding="utf-8"), str(path))
+    atomic.write_bytes(path, sealed({**state, "schema": 1, "examples": None}).encode())
+
+    old = IntentLearner.open(workspace_dir, encoder=encoder)
+    assert old.state.examples is None
+    old.learn(*small_task(clinc, 1), task="two")
+    live = old.state.live("exemplars")
+    assert len(live) == 200 and set(first) < set(live)
+    assert old.memory.all_ids() == set(live) and old.stores["examples"].count() == 0
+    texts = probe(clinc)
+    before = old.predict(texts, k=3, evidence=2, inbox=False)
+    assert (
+        np.mean(
+            [p.label == y for p, y in zip(before, clinc.split("test", clinc.tasks[0][:5] + clinc.tasks[1][:5])[1][::7])]
+        )
+        > 0.8
+    )
+    old.close()
+    again = IntentLearner.open(workspace_dir, encoder=encoder)
+    assert again.predict(texts, k=3, evidence=2, inbox=False) == before
+    assert again.doctor().ok
+    again.close()
