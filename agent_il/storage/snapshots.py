@@ -89,16 +89,19 @@ class Snapshots:
     def _files(state: dict[str, Any]) -> dict[str, str]:
         return {state["weights"]: state["weights_sha256"]} if state.get("weights") else {}
 
-    def _manifest(self, name: str, listed: bool = False) -> dict[str, Any]:
-        """Snapshot ``name``'s manifest (``listed``: the name comes from :meth:`names` just now)."""
+    def _manifest(self, name: str, listed: bool = False, stored: bool = False) -> dict[str, Any]:
+        """Snapshot ``name``'s manifest (``listed``: the name comes from :meth:`names` just now;
+        ``stored``: read and checked again, not the copy held in process, which may be the one
+        this process wrote: a restore and the doctor check what is stored)."""
         key = manifest_key(name)
         if not listed and key not in self.blobs.keys(key):
             raise InvalidInputError(f"no snapshot named {name!r}")
         try:
             stamp = self.blobs.stamp(key)
             cached = self._parsed.get(key)
-            if cached is not None and cached[2] == stamp:  # each commit looks at every manifest
+            if not stored and cached is not None and cached[2] == stamp:  # each commit looks at every manifest
                 return cached[1]
+            self._parsed.pop(key, None)
             raw = self.blobs.get(key)
             text = raw.decode("utf-8")
         except (WorkspaceError, ValueError) as exc:
@@ -160,7 +163,7 @@ class Snapshots:
     def load(self, name: str) -> tuple[dict[str, Any], Arrays, dict[str, Records]]:
         """Verify every blob against the manifest, then return (state, weights, the record copies
         an old-style snapshot holds: {} for others)."""
-        manifest = self._manifest(name)
+        manifest = self._manifest(name, stored=True)
         data = {}
         for key, digest in manifest["files"].items():
             try:
