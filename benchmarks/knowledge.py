@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -117,6 +118,8 @@ def learn_runs(learner: Any, intents: list[tuple[str, list[str]]]) -> dict[str, 
         "gram_write_per_learn_s": round(median(grams) * rows / CHECKPOINT_ROWS, 4),
         "checkpoint_rows": CHECKPOINT_ROWS,
         "bare_encode_20_median_s": round(median(bare), 4),
+        # Same-run ratio: the shared host's speed moves both; this is what a faster one keeps.
+        "median_wall_over_bare_encode": round(median(walls) / median(bare), 2),
         "runs": len(walls),
         "walls_s": [round(w, 4) for w in walls],
     }
@@ -229,6 +232,7 @@ def main() -> None:
     sizes = [30, 60] if args.quick else [30, 60, 90, 120, 150]
     result["growth"] = growth(sets, enc, cache, sizes, 3)
     plot(result["growth"])
+    result["machine"]["load_average_at_end"] = os.getloadavg()
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "knowledge.json").write_text(json.dumps(result, indent=1))
     print(json.dumps({k: v for k, v in result.items() if k != "machine"}, indent=1))
