@@ -259,9 +259,8 @@ class IntentLearner(Editing, Upkeep):
                 )
                 planned = time.perf_counter()
                 # The exemplars are some of the examples: stored apart only where examples are not kept.
-                added = {"holdout": done.test, **({"exemplars": done.added} if old.examples is None else {})}
-                if old.examples is not None:
-                    added["examples"] = done.train
+                kept = {"examples": done.train} if old.examples is not None else {"exemplars": done.added}
+                added = {"holdout": done.test, **kept}
                 snap = self._commit(done.state, done.strategy, added, snapshot=True, statistics="due")
         finished = time.perf_counter()
         if done.stats is not None:

@@ -15,7 +15,7 @@ from agent_il.memory.store import RecordStore
 from agent_il.state import STORES, WorkspaceState, now
 from agent_il.storage.base import Arrays, Conflict
 from agent_il.storage.blobs import Blobs
-from agent_il.storage.snapshots import AUTO_PREFIX, SnapshotInfo, Snapshots, check_name, manifest_key
+from agent_il.storage.snapshots import AUTO_PREFIX, SnapshotInfo, Snapshots, check_name
 
 
 @dataclass
@@ -110,7 +110,8 @@ class History(Snapshots):
         for _ in range(3):  # the racer's copy may be trimmed or dropped while we look it up
             created = self.save(name, now(), state.to_json())
             if created is not None:
-                self._ids[self._parsed[manifest_key(name)][0]] = {s: frozenset(state.live(s)) for s in STORES}
+                saved = self._manifest(name, listed=True)  # as just written: held in process, not read
+                self._ids[self.digest(saved)] = {s: frozenset(state.live(s)) for s in STORES}
                 return created, True
             found = next((s for s in self.list() if s.name == name), None)
             if found is not None:

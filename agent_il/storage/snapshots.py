@@ -51,7 +51,7 @@ def check_name(name: str) -> str:
 PREFIX = "snapshots/"
 
 
-def manifest_key(name: str) -> str:
+def _manifest_key(name: str) -> str:
     return f"{PREFIX}{check_name(name)}.json"
 
 
@@ -63,7 +63,7 @@ class Snapshots:
     def save(self, name: str, created: str, state: dict[str, Any]) -> SnapshotInfo | None:
         """Save a snapshot of ``state`` (whose weights blob it shares); None if one of that name
         exists or appeared meanwhile (a racing writer's)."""
-        key = manifest_key(name)
+        key = _manifest_key(name)
         if key in self.blobs.keys(key):
             return None
         manifest = {"name": name, "created": created, "state": state, "files": self._files(state)}
@@ -81,7 +81,7 @@ class Snapshots:
         manifest = self._manifest(name)
         old_files = [k for k in manifest["files"] if k.startswith(PREFIX)]
         manifest = {**manifest, "state": state, "files": self._files(state)}
-        self.blobs.put(manifest_key(name), sealed(manifest).encode())
+        self.blobs.put(_manifest_key(name), sealed(manifest).encode())
         for key in old_files:
             self.blobs.delete(key)
 
@@ -93,7 +93,7 @@ class Snapshots:
         """Snapshot ``name``'s manifest (``listed``: the name comes from :meth:`names` just now;
         ``stored``: read and checked again, not the copy held in process, which may be the one
         this process wrote: a restore and the doctor check what is stored)."""
-        key = manifest_key(name)
+        key = _manifest_key(name)
         if not listed and key not in self.blobs.keys(key):
             raise InvalidInputError(f"no snapshot named {name!r}")
         try:
@@ -136,7 +136,7 @@ class Snapshots:
 
     def digest(self, manifest: dict[str, Any]) -> str:
         """The SHA-256 of a manifest as last read."""
-        return self._parsed[manifest_key(manifest["name"])][0]
+        return self._parsed[_manifest_key(manifest["name"])][0]
 
     def readable(self) -> tuple[list[dict[str, Any]], list[str]]:
         """The manifests that load, and the names of the damaged ones (``doctor`` reports them;
@@ -192,7 +192,7 @@ class Snapshots:
             files = [k for k in self._manifest(name)["files"] if k.startswith(PREFIX)]
         except WorkspaceError:
             files = [k for k in self.blobs.keys(f"{PREFIX}{name}-") if not _is_manifest(k)]
-        self.blobs.delete(manifest_key(name))
+        self.blobs.delete(_manifest_key(name))
         for key in files:
             self.blobs.delete(key)
 
