@@ -6,7 +6,6 @@ imported by the methods that edit or fit, so reading and predicting never load i
 
 from __future__ import annotations
 
-import copy
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -43,9 +42,8 @@ class Editing:
     _head: Head | None
     _strategy: Strategy | None
     _arrays: dict[str, Any]
-    stores: dict[str, RecordStore]
     snapshots: History
-    inbox: Inbox
+    _inboxes: dict[str, Inbox]
     workspace: Workspace
     encoder: Encoder
     location: str
@@ -54,6 +52,19 @@ class Editing:
     refresh: Callable[[], bool]
     _commit: Callable[..., SnapshotInfo | None]
     _checkpoint_lost: bool
+
+    @property
+    def stores(self) -> dict[str, RecordStore]:
+        """The record stores of the live state's space (its encoder's collections)."""
+        return self.workspace.record_stores(self.state.space)
+
+    @property
+    def inbox(self) -> Inbox:
+        """Inputs it could not place, and corrections waiting for review (the live space's)."""
+        space = self.state.space
+        if space not in self._inboxes:
+            self._inboxes[space] = Inbox(self.workspace.inbox_store(space))
+        return self._inboxes[space]
 
     @property
     def head(self) -> Head:
@@ -97,26 +108,6 @@ class Editing:
 
     def _load(self, store: str, ids: list[str]) -> Records:
         return self.stores[store].load(ids)
-
-    def _restored_head(self, state: WorkspaceState, tensors: dict[str, Any]) -> Strategy:
-        """The head of a snapshot's ``state``: its saved weights, with statistics derived from
-        the newest ones and the examples (solved again too where an erasure dropped the weights)."""
-        from agent_il.engine import edit
-
-        config = state.config
-        strategy = strategies.load(config.strategy, config.strategy_config, tensors) if tensors else None
-        strategy = strategy or strategies.make(config.strategy, config.strategy_config)
-        if not state.labels:
-            return strategy
-        if strategy.exact_edits and state.examples is not None and self.state.examples is not None:
-            head = copy.deepcopy(self._with_statistics())
-            edit.derive(head, self.state, state, self._load)
-            if not tensors:
-                return head
-            strategy.load_statistics(head.statistics())
-        elif not tensors and state.labels:
-            raise WorkspaceError("this snapshot has no weights to restore")
-        return strategy
 
     # ----------------------------------------------------------------- reading
     def examples(

@@ -14,10 +14,13 @@ from agent_il.state import STORES, WorkspaceState
 def purge(learner: Any, ids: list[str], texts: set[str], drop_snapshots: bool) -> dict[str, int]:
     """Erase ``ids`` and every record with one of ``texts`` from every place the workspace holds them."""
     found: dict[str, int] = {}
+    ws = learner.workspace
     with learner._tx.turn():
+        spaces = sorted(ws.spaces() | {learner.state.space})  # an encoder migrated from holds them too
         targets = {
-            store: set(learner.stores[store].with_texts(texts)) | (set(ids) & learner.stores[store].all_ids())
-            for store in STORES
+            (space, store): set(stores[store].with_texts(texts)) | (set(ids) & stores[store].all_ids())
+            for space in spaces
+            for store, stores in ((s, ws.record_stores(space)) for s in STORES)
         }
         everything = set().union(*targets.values())
         for name in learner.snapshots.names():
@@ -32,20 +35,28 @@ def purge(learner: Any, ids: list[str], texts: set[str], drop_snapshots: bool) -
             saved.weights = saved.weights_sha256 = None  # their weights learned the erased rows: derived again
             learner.snapshots.rewrite(name, saved.to_json())
             found["snapshots rewritten"] = found.get("snapshots rewritten", 0) + 1
-        for store in STORES:
-            learner.stores[store].delete(targets[store])
-            found[store] = len(targets[store])
-        if learner.workspace.journal is not None:
-            found["journal entries rewritten"] = learner.workspace.journal.purge(everything)
-        inbox = learner.inbox.store.with_texts(texts)
-        learner.inbox.store.delete(inbox)
+        for (space, store), gone in targets.items():
+            ws.record_stores(space)[store].delete(gone)
+            found[store] = found.get(store, 0) + len(gone)
+        if ws.journal is not None:
+            found["journal entries rewritten"] = ws.journal.purge(everything)
+        inbox: set[str] = set()
+        for space in spaces:
+            held = ws.inbox_store(space).with_texts(texts)
+            ws.inbox_store(space).delete(held)
+            inbox.update(held)
         found["inbox"] = len(inbox)
-        path = learner.workspace.cache_path(learner.encoder.cache_id)
-        if path is not None and path.exists():
-            if learner._cache is None:
-                learner._cache = EmbeddingCache(path, learner.encoder.dim)
-            found["embedding cache"] = learner._cache.forget(sorted(texts))
-        found.update(learner.workspace.vacuum(sorted(everything | set(inbox))))
+        found["embedding cache"] = 0
+        if learner._cache is not None:  # reopened on the next encode
+            learner._cache.close()
+            learner._cache = None
+        for path in ws.cache_paths():  # every model's: one migrated from keeps its vectors of them
+            cache = EmbeddingCache(path)
+            try:
+                found["embedding cache"] += cache.forget(sorted(texts))
+            finally:
+                cache.close()
+        found.update(ws.vacuum(sorted(everything | inbox)))
     return found
 
 

@@ -23,6 +23,7 @@ from agent_il.errors import DamagedError, InvalidInputError, ModelMismatchError,
 from agent_il.inbox.inbox import Inbox
 from agent_il.memory.records import Records
 from agent_il.memory.store import RecordStore
+from agent_il.migration import Migration
 from agent_il.ood.calibration import Calibrator
 from agent_il.ood.evidence import Exemplars
 from agent_il.ood.scores import ClassStats
@@ -38,7 +39,7 @@ from agent_il.strategies.heads import Head, head_of, load_head
 from agent_il.upkeep import Upkeep
 
 
-class IntentLearner(Editing, Upkeep):
+class IntentLearner(Editing, Upkeep, Migration):
     """Class-incremental intent classifier over frozen sentence embeddings, persisted in a
     workspace. Labels may be new or known in any ``learn``; no task id is needed to predict.
     ``snapshots`` (the history), ``inbox`` (inputs it could not place) and ``calibrator`` (when
@@ -47,11 +48,11 @@ class IntentLearner(Editing, Upkeep):
     def __init__(self, workspace: Workspace, state: WorkspaceState, encoder: Encoder) -> None:
         self.workspace = workspace
         self.encoder = encoder
-        self.stores = workspace.record_stores()
-        self.inbox = Inbox(RecordStore(workspace.client, workspace.collection("inbox")))
-        self.snapshots = History(workspace.blobs, self.stores, lambda: self.state)
+        self._encoders = {(encoder.model_id, encoder.chosen): encoder}  # a migration's both sides
+        self._inboxes: dict[str, Inbox] = {}
+        self.snapshots = History(workspace.blobs, workspace.record_stores, lambda: self.state)
         self.calibrator = Calibrator(lambda: self.state)
-        self._tx = Transactions(workspace, self.stores, self.snapshots, lambda: self.state, self._adopt)
+        self._tx = Transactions(workspace, self.snapshots, lambda: self.state, self._adopt)
         self._cache: EmbeddingCache | None = None
         self._evidence: tuple[tuple[int, str], Exemplars] | None = None
         self._stats: tuple[list[str], list[str], ClassStats] | None = None  # exemplar ids, labels, theirs
@@ -131,6 +132,7 @@ class IntentLearner(Editing, Upkeep):
         classes = head.n_classes if head is not None else 0
         if classes != len(state.labels):
             raise WorkspaceError(f"{self.location}: head has {classes} classes, labels list {len(state.labels)}")
+        self._use_encoder(state)
         self.state, self._head, self._strategy, self._arrays = state, head, strategy, arrays
 
     def close(self) -> None:

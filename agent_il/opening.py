@@ -41,7 +41,18 @@ def state_and_encoder(
         ws.create(WorkspaceState.new(config).to_json())
     state = WorkspaceState.from_json(ws.read_state(), ws.location)  # on a server, another may have made it
     state.config.check_same(asked)
+    ws.record_stores(state.space)  # opens Chroma: an embedded workspace is this process's from now on
     if encoder is None:
         encoder = Encoder(state.config.model, backend=state.config.backend, device=device)
     encoder.use_backend(state.config.backend)
     return state, encoder
+
+
+def encoder_of(config: WorkspaceConfig, known: dict[tuple[str, str | None], Encoder], device: str | None) -> Encoder:
+    """The encoder of a state's model and backend: one this process already has (``known``, which
+    a new one joins), so that a migration, a rollback of it and a restore switch encoders without
+    loading one twice."""
+    key = (config.model, config.backend)
+    if key not in known:
+        known[key] = Encoder(config.model, backend=config.backend, device=device)
+    return known[key]

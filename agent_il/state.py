@@ -9,6 +9,7 @@ since it are folded in when it is read)."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any
@@ -20,6 +21,7 @@ from agent_il.results import Task
 SCHEMA_VERSION = 2
 READABLE_SCHEMAS = (1, 2)  # 1: before every example was kept (``examples`` is None: no edits)
 STORES = ("exemplars", "holdout", "examples")  # the record stores a commit names (not the inbox)
+SPACE = re.compile(r"[0-9a-f]{6,32}")
 
 
 def now() -> str:
@@ -59,6 +61,7 @@ class WorkspaceState:
     statistics: str | None = None
     statistics_sha256: str | None = None
     statistics_task: int | None = None  # the newest task the checkpoint holds (None: every task)
+    space: str = ""  # whose collections hold the records: a migration to another encoder makes a new one
 
     @classmethod
     def new(cls, config: WorkspaceConfig) -> WorkspaceState:
@@ -139,6 +142,8 @@ class WorkspaceState:
                 out["statistics_task"] = self.statistics_task
         if self.calibration is not None:
             out["ood"] = self.rejection_json()
+        if self.space:
+            out["space"] = self.space
         return out
 
     @classmethod
@@ -179,12 +184,20 @@ class WorkspaceState:
                 statistics=d.get("statistics"),
                 statistics_sha256=d.get("statistics_sha256"),
                 statistics_task=None if d.get("statistics_task") is None else int(d["statistics_task"]),
+                space=_space(d.get("space", "")),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise WorkspaceError(f"{where} is malformed: {type(exc).__name__}: {exc}") from exc
 
     def with_config(self, config: WorkspaceConfig) -> WorkspaceState:
         return replace(self, config=config)
+
+
+def _space(space: Any) -> str:
+    """A space is part of Chroma collection names: hex digits only (see ``storage.base.new_space``)."""
+    if not isinstance(space, str) or (space and not SPACE.fullmatch(space)):
+        raise ValueError(f"bad space {space!r}")
+    return space
 
 
 def _examples(d: dict[str, Any]) -> dict[str, dict[str, list[str]]] | None:

@@ -3,17 +3,19 @@ examines and repairs a workspace too damaged to open). A part of :class:`IntentL
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Callable
 from typing import Any, Literal
 
-from agent_il import validation
+from agent_il import strategies, validation
+from agent_il.errors import WorkspaceError
 from agent_il.memory.store import RecordStore
 from agent_il.state import WorkspaceState
 from agent_il.storage import open_workspace
 from agent_il.storage.base import Workspace
 from agent_il.storage.doctor import Diagnosis, diagnose, examine_damaged
-from agent_il.storage.history import History
+from agent_il.storage.history import History, drop_unnamed_spaces
 from agent_il.storage.local import WorkspaceBusyError
 from agent_il.storage.snapshots import SnapshotInfo
 from agent_il.storage.transaction import Transactions
@@ -35,7 +37,7 @@ class Upkeep:
     _tx: Transactions
     _commit: Callable[..., SnapshotInfo | None]
     _adopt: Callable[..., None]
-    _restored_head: Callable[..., Strategy]
+    _load: Callable[..., Any]
     _with_statistics: Callable[[], Strategy]
     _checkpoint_lost: bool
 
@@ -61,6 +63,32 @@ class Upkeep:
         state.statistics_task = since
         return None
 
+    def _restored_head(self, state: WorkspaceState, tensors: dict[str, Any]) -> Strategy:
+        """The head of a snapshot's ``state``: its saved weights, with statistics derived from
+        the newest ones and the examples (solved again too where an erasure dropped the weights);
+        from its examples alone where they are another encoder's (a rollback of a migration)."""
+        from agent_il.engine import edit
+
+        config = state.config
+        strategy = strategies.load(config.strategy, config.strategy_config, tensors) if tensors else None
+        strategy = strategy or strategies.make(config.strategy, config.strategy_config)
+        if not state.labels:
+            return strategy
+        if strategy.exact_edits and state.examples is not None and self.state.examples is not None:
+            if state.space == self.state.space:
+                head, base, load = copy.deepcopy(self._with_statistics()), self.state, self._load
+            else:
+                stores = self.workspace.record_stores(state.space)
+                head = strategies.make(config.strategy, config.strategy_config)
+                base, load = WorkspaceState.new(config), lambda store, ids: stores[store].load(ids)
+            edit.derive(head, base, state, load)
+            if not tensors:
+                return head
+            strategy.load_statistics(head.statistics())
+        elif not tensors and state.labels:
+            raise WorkspaceError("this snapshot has no weights to restore")
+        return strategy
+
     def snapshot(self, name: str | None = None) -> SnapshotInfo:
         """Save the workspace as it is now under ``name`` (default: a timestamp)."""
         with self._tx.turn():
@@ -69,6 +97,8 @@ class Upkeep:
     def delete_snapshot(self, name: str) -> None:
         with self._tx.turn():
             self.snapshots.drop(name)
+            if self.snapshots.released_spaces:  # the last snapshot of an encoder migrated from
+                drop_unnamed_spaces(self.workspace, self.snapshots, self._tx.orphan_age, released=set())
 
     def restore(self, name: str, save_present: bool = True) -> SnapshotInfo:
         """Bring back the head, EWC state, labels, tasks and Chroma records of snapshot ``name``,

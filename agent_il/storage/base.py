@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ from safetensors.numpy import save as save_safetensors
 
 from agent_il.errors import DamagedError, InvalidInputError, WorkspaceError
 from agent_il.memory.store import RecordStore
-from agent_il.state import READABLE_SCHEMAS, SCHEMA_VERSION
+from agent_il.state import READABLE_SCHEMAS, SCHEMA_VERSION, SPACE, STORES
 from agent_il.storage.blobs import Blobs, sha256
 from agent_il.storage.journal import Journal
 
@@ -58,6 +59,17 @@ def check_schema(state: Any, where: str) -> dict[str, Any]:
         found = state.get("schema") if isinstance(state, dict) else None
         raise WorkspaceError(f"{where} has schema {found!r}; this agent-il reads {READABLE_SCHEMAS}")
     return state
+
+
+def new_space() -> str:
+    """A fresh space: the time it was made (hex seconds, so a leftover's age can be read off its
+    name) and a random part."""
+    return f"{int(time.time()):08x}{uuid.uuid4().hex[:6]}"
+
+
+def space_age(space: str) -> float:
+    """Seconds since ``space`` was made (the original space, "", is the oldest)."""
+    return time.time() - int(space[:8], 16) if space else float("inf")
 
 
 def weights_generation(key: str) -> int:
@@ -107,22 +119,71 @@ class Workspace(abc.ABC):
         """Held around every change made by this process."""
 
     @abc.abstractmethod
-    def collection(self, store: str) -> str:
-        """The Chroma collection that holds ``store`` (exemplars, holdout, inbox)."""
+    def collection(self, store: str, space: str = "") -> str:
+        """The Chroma collection that holds ``store`` (exemplars, holdout, examples, inbox) of
+        ``space`` (a state's encoder: a collection holds vectors of one dimension)."""
 
-    def record_stores(self) -> dict[str, RecordStore]:
-        """The record stores a commit names; the exemplar store reads the exemplars that are
-        examples (every one a learn chose since examples are kept) from the examples store."""
-        examples = RecordStore(self.client, self.collection("examples"))
-        return {
-            "exemplars": RecordStore(self.client, self.collection("exemplars"), fallback=examples),
-            "holdout": RecordStore(self.client, self.collection("holdout")),
-            "examples": examples,
-        }
+    def collections(self) -> list[str]:
+        """The names of the Chroma collections of this workspace (and maybe others': filtered by
+        name where it matters)."""
+        return [c.name for c in self.client.list_collections()]
+
+    def _made(self, kind: str) -> dict[str, Any]:
+        return self.__dict__.setdefault(kind, {})  # per instance, whichever subclass
+
+    def record_stores(self, space: str = "") -> dict[str, RecordStore]:
+        """The record stores a commit names, of ``space`` (made once per process: each keeps the
+        rows it has read); the exemplar store reads the exemplars that are examples (every one a
+        learn chose since examples are kept) from the examples store."""
+        made = self._made("_stores")
+        if space not in made:
+            examples = RecordStore(self.client, self.collection("examples", space))
+            made[space] = {
+                "exemplars": RecordStore(self.client, self.collection("exemplars", space), fallback=examples),
+                "holdout": RecordStore(self.client, self.collection("holdout", space)),
+                "examples": examples,
+            }
+        return made[space]
+
+    def inbox_store(self, space: str = "") -> RecordStore:
+        """The inbox of ``space`` (kept apart from the stores a commit names)."""
+        made = self._made("_inboxes")
+        if space not in made:
+            made[space] = RecordStore(self.client, self.collection("inbox", space))
+        return made[space]
+
+    def spaces(self) -> set[str]:
+        """Every space that has a collection here."""
+        names = {self.collection(store): store for store in (*STORES, "inbox")}
+        found = set()
+        for name in self.collections():
+            for base in names:
+                if name == base:
+                    found.add("")
+                elif name.startswith(f"{base}.") and SPACE.fullmatch(name[len(base) + 1 :]):
+                    found.add(name[len(base) + 1 :])
+        return found
+
+    def drop_space(self, space: str) -> None:
+        """Delete the collections of ``space`` (no state or snapshot names it any more)."""
+        self._made("_stores").pop(space, None)
+        self._made("_inboxes").pop(space, None)
+        for store in (*STORES, "inbox"):
+            with contextlib.suppress(Exception):  # not made, or dropped by another writer
+                self.client.delete_collection(self.collection(store, space))
+
+    def forget_stores(self) -> None:
+        """Drop the stores made so far (their client is gone: a store set aside)."""
+        self.__dict__.pop("_stores", None)
+        self.__dict__.pop("_inboxes", None)
 
     @abc.abstractmethod
     def cache_path(self, model_id: str) -> Path | None:
         """Where this host keeps text -> embedding caches for ``model_id``."""
+
+    def cache_paths(self) -> list[Path]:
+        """The embedding caches this workspace keeps of its own (one per model it encoded with)."""
+        return []
 
     @abc.abstractmethod
     def size_bytes(self) -> int:

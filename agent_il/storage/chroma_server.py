@@ -141,8 +141,8 @@ class ServerWorkspace(Workspace):
         self._meta = self.client.get_or_create_collection(f"{name}.meta", embedding_function=None)
         self.blobs = ChromaBlobs(self._meta)
 
-    def collection(self, store: str) -> str:
-        return f"{self.name}.{store}"
+    def collection(self, store: str, space: str = "") -> str:
+        return f"{self.name}.{store}.{space}" if space else f"{self.name}.{store}"
 
     def _generations(self) -> list[int]:
         got = self._meta.get(where={"kind": "head"}, include=[])

@@ -15,7 +15,7 @@ from agent_il.errors import AgentILError
 from agent_il.memory.store import RecordStore
 from agent_il.state import STORES, WorkspaceState
 from agent_il.storage.base import Workspace
-from agent_il.storage.history import History
+from agent_il.storage.history import History, Stores, drop_unnamed_spaces
 
 
 @dataclass
@@ -99,7 +99,8 @@ def diagnose(
             if key not in tasks:
                 found.problems.append(f"holdout: slice of task {key} that the task list does not have")
 
-        found.intact = intact_snapshots(history, stores, found)
+        found.intact = intact_snapshots(history, True, found)
+        found.cleaned["unnamed encoder spaces"] = len(drop_unnamed_spaces(ws, history, orphan_age))
         removed, in_use = history.tidy(min_age=orphan_age)
         found.cleaned["unfinished snapshot files"] = len(removed)
         found.cleaned["unused weights"] = len(ws.collect_garbage(raw, keep=in_use))
@@ -107,12 +108,12 @@ def diagnose(
     return found
 
 
-def intact_snapshots(history: History, stores: dict[str, RecordStore] | None, found: Diagnosis) -> list[str]:
+def intact_snapshots(history: History, readable: bool, found: Diagnosis) -> list[str]:
     """The snapshots that load whole (manifest, weights, and the records they name where the
-    stores can be read), newest first; the others are recorded as problems."""
+    stores are ``readable``), newest first; the others are recorded as problems."""
     names = history.names()
     found.checked["snapshots"] = len(names)
-    if stores is None:  # what they name cannot be checked: none is known to be intact
+    if not readable:  # what they name cannot be checked: none is known to be intact
         return []
     intact = []
     for name in names:
@@ -120,6 +121,7 @@ def intact_snapshots(history: History, stores: dict[str, RecordStore] | None, fo
         if loaded is None:
             continue
         state = WorkspaceState.from_json(loaded[0], f"snapshot {name!r}")
+        stores = history.stores_of(state.space)
         missing = sum(len(set(ids) - stores[s].existing(ids)) for s in STORES if (ids := state.live(s)))
         if missing:
             found.problems.append(f"snapshot {name}: {missing} of the records it names are missing")
@@ -132,7 +134,7 @@ def intact_snapshots(history: History, stores: dict[str, RecordStore] | None, fo
 def examine_damaged(
     ws: Workspace,
     error: str,
-    make_stores: Callable[[], dict[str, RecordStore]],
+    make_stores: Stores,
     repair: bool,
     unreadable: bool = False,
 ) -> Diagnosis:
@@ -147,33 +149,33 @@ def examine_damaged(
         if raw is not None:
             found.generation = int(raw["generation"])
             _trying(found, "weights", ws.read_tensors, raw)
-        stores = _trying(found, "chroma", make_stores)
-        if unreadable and stores is not None:  # it opens, but what the state names cannot be read
-            found.problems.append(f"chroma: {error}")
-            stores = None
         current = WorkspaceState.from_json(raw, ws.location) if raw is not None else None
-        history = History(ws.blobs, stores or {}, lambda: current)  # type: ignore[arg-type, return-value]
-        found.intact = intact_snapshots(history, stores, found)
+        readable = _trying(found, "chroma", make_stores, current.space if current else "") is not None
+        if unreadable and readable:  # it opens, but what the state names cannot be read
+            found.problems.append(f"chroma: {error}")
+            readable = False
+        history = History(ws.blobs, make_stores, lambda: current)  # type: ignore[arg-type, return-value]
+        found.intact = intact_snapshots(history, readable, found)
         if not found.problems:  # the parts read whole: what failed is how they fit together
             found.problems.append(f"open: {error}")
         if not repair:
             return found
-        if stores is None and ws.journal is not None and ws.journal.entries():
-            stores = _rebuild(ws, make_stores, current, history, found)
-            if stores is not None:
-                history = History(ws.blobs, stores, lambda: current)  # type: ignore[arg-type, return-value]
-                found.intact = intact_snapshots(history, stores, found)
+        if not readable and ws.journal is not None and ws.journal.entries():
+            readable = _rebuild(ws, make_stores, current, history, found)
+            if readable:
+                found.intact = intact_snapshots(history, readable, found)
                 live = {s: set(current.live(s)) for s in STORES} if current is not None else None
+                stores = make_stores(current.space) if current is not None else {}
                 if live is not None and all(not ids - stores[s].existing(sorted(ids)) for s, ids in live.items()):
                     found.problems = [p for p in found.problems if not p.startswith(("chroma", "open"))]
                     return found  # the state is whole again
-        if stores is None or not found.intact:
+        if not readable or not found.intact:
             found.problems.append(
                 "repair: no intact state to go back to"
                 + (
                     " (the Chroma store holds every record and snapshots name records, they do not copy them: "
                     "restore the directory from a backup, or learn the source files into a new workspace)"
-                    if stores is None
+                    if not readable
                     else ""
                 )
             )
@@ -199,31 +201,34 @@ def _latest(ws: Workspace) -> int:
 
 def _rebuild(
     ws: Workspace,
-    make_stores: Callable[[], dict[str, RecordStore]],
+    make_stores: Stores,
     current: WorkspaceState | None,
     history: History,
     found: Diagnosis,
-) -> dict[str, RecordStore] | None:
+) -> bool:
     """A new Chroma store, from the journal: every record that the state or a readable snapshot
-    names (the damaged store is kept aside, renamed). None if it cannot be made."""
+    names, in the space it names (the damaged store is kept aside, renamed). False if it cannot
+    be made."""
     assert ws.journal is not None
-    wanted: dict[str, set[str]] = {s: set(current.live(s)) if current is not None else set() for s in STORES}
-    for m in history.manifests():
-        saved = WorkspaceState.from_json(m["state"], f"snapshot {m['name']!r}")
+    wanted: dict[tuple[str, str], set[str]] = {}
+    states = [current] if current is not None else []
+    states += [WorkspaceState.from_json(m["state"], f"snapshot {m['name']!r}") for m in history.manifests()]
+    for saved in states:
         for s in STORES:
-            wanted[s] |= set(saved.live(s))
+            wanted.setdefault((saved.space, s), set()).update(saved.live(s))
     aside = _trying(found, "repair", ws.set_aside_store)
-    stores = _trying(found, "repair: a new Chroma store", make_stores) if aside is not None else None
-    if stores is None:
-        return None
-    restored = {s: set() for s in STORES}  # type: dict[str, set[str]]
+    if aside is None or _trying(found, "repair: a new Chroma store", make_stores, "") is None:
+        return False
+    restored: dict[tuple[str, str], set[str]] = {}
     for key in ws.journal.entries():
-        entry = _trying(found, "journal", ws.journal.read, key)
-        for store, recs in (entry or {}).items():
-            rows = [r for r, i in enumerate(recs.ids) if i in wanted.get(store, set()) and i not in restored[store]]
+        space, entry = _trying(found, "journal", ws.journal.read_entry, key) or ("", {})
+        for store, recs in entry.items():
+            done = restored.setdefault((space, store), set())
+            want = wanted.get((space, store), set())
+            rows = [r for r, i in enumerate(recs.ids) if i in want and i not in done]
             if rows:
-                stores[store].add(recs.take(rows), generation=int(key.split("/")[1].split("-")[0]))
-                restored[store].update(recs.ids[r] for r in rows)
+                make_stores(space)[store].add(recs.take(rows), generation=int(key.split("/")[1].split("-")[0]))
+                done.update(recs.ids[r] for r in rows)
     n = sum(len(ids) for ids in restored.values())
     found.repaired.append(f"rebuilt the Chroma store from the journal: {n} records (the damaged one kept as {aside})")
-    return stores
+    return True

@@ -13,7 +13,7 @@ from agent_il.errors import InvalidInputError, ModelMismatchError, WorkspaceErro
 from agent_il.memory.records import Records
 from agent_il.memory.store import RecordStore
 from agent_il.state import STORES, WorkspaceState, now
-from agent_il.storage.base import Arrays, Conflict
+from agent_il.storage.base import Arrays, Conflict, Workspace, space_age
 from agent_il.storage.blobs import Blobs
 from agent_il.storage.snapshots import AUTO_PREFIX, SnapshotInfo, Snapshots, check_name
 
@@ -31,43 +31,65 @@ class Restore:
     save_present: bool
 
 
+Stores = Callable[[str], dict[str, RecordStore]]  # a space -> its record stores
+
+
 class History(Snapshots):
     """The snapshots (:class:`Snapshots`: the format) of a workspace whose records are in
-    ``stores`` and whose live state is ``current()``."""
+    ``stores(space)`` and whose live state is ``current()``. A snapshot's records are in the
+    space its state names (a migration to another encoder makes a new one)."""
 
-    def __init__(self, blobs: Blobs, stores: dict[str, RecordStore], current: Callable[[], WorkspaceState]) -> None:
+    def __init__(self, blobs: Blobs, stores: Stores, current: Callable[[], WorkspaceState]) -> None:
         super().__init__(blobs)
-        self.stores, self._current = stores, current
-        self._ids: dict[str, dict[str, frozenset[str]]] = {}  # per manifest digest
+        self.stores_of, self._current = stores, current
+        self._ids: dict[str, tuple[str, dict[str, frozenset[str]]]] = {}  # per manifest digest: space, ids
         self._union: tuple[tuple[str, ...], dict[str, frozenset[str]]] | None = None  # of these digests
+        self.released_spaces: set[str] = set()  # of snapshots that went: unnamed now, maybe
+
+    @property
+    def stores(self) -> dict[str, RecordStore]:
+        """The record stores of the live state's space."""
+        return self.stores_of(self._current().space)
 
     def records(self, state: WorkspaceState, stores: tuple[str, ...] = ("exemplars", "holdout")) -> dict[str, Records]:
         """The records ``state`` names, per store."""
-        return {store: self.stores[store].load(state.live(store)) for store in stores}
+        return {store: self.stores_of(state.space)[store].load(state.live(store)) for store in stores}
 
     def named(self) -> dict[str, frozenset[str]]:
-        """Every record id some snapshot names, per store: they stay in the stores."""
+        """Every record id some snapshot of the live space names, per store: they stay in its stores."""
         return self._named(self.manifests())
 
     def _named(self, manifests: list[dict[str, Any]]) -> dict[str, frozenset[str]]:
-        digests = tuple(sorted(self.digest(m) for m in manifests))
+        space = self._current().space
+        digests = (*sorted(self.digest(m) for m in manifests), space)
         if self._union is None or self._union[0] != digests:
             out: dict[str, set[str]] = {store: set() for store in STORES}
-            for ids in self._each(manifests):
+            for ids in self._each(manifests, space):
                 for store in STORES:
                     out[store].update(ids[store])
             self._union = (digests, {store: frozenset(ids) for store, ids in out.items()})
         return self._union[1]
 
-    def _each(self, manifests: list[dict[str, Any]]) -> list[dict[str, frozenset[str]]]:
-        """The ids each manifest names, per store (parsed once per manifest digest)."""
+    def _spaced(self, manifests: list[dict[str, Any]]) -> list[tuple[str, dict[str, frozenset[str]]]]:
+        """The space and the ids each manifest names, per store (parsed once per manifest digest)."""
         digests = {self.digest(m): m for m in manifests}
         for key, m in digests.items():
             if key not in self._ids:  # the same bytes name the same records
                 state = WorkspaceState.from_json(m["state"], f"snapshot {m['name']!r}")
-                self._ids[key] = {store: frozenset(state.live(store)) for store in STORES}
+                self._ids[key] = (state.space, {store: frozenset(state.live(store)) for store in STORES})
         self._ids = {k: v for k, v in self._ids.items() if k in digests}
         return [self._ids[k] for k in digests]
+
+    def _each(self, manifests: list[dict[str, Any]], space: str) -> list[dict[str, frozenset[str]]]:
+        """The ids each manifest of ``space`` names, per store."""
+        return [ids for s, ids in self._spaced(manifests) if s == space]
+
+    def spaces(self) -> set[str] | None:
+        """The spaces the live state and the snapshots name (None while a damaged snapshot may name any)."""
+        manifests, damaged = self.readable()
+        if damaged:
+            return None
+        return {self._current().space} | {space for space, _ in self._spaced(manifests)}
 
     def kept(self) -> dict[str, set[str]]:
         """What the stores must keep: the live state's records and every snapshot's (all of
@@ -89,7 +111,7 @@ class History(Snapshots):
         manifests, damaged = self.readable()
         if damaged:
             return  # a damaged snapshot may name any of them: kept until doctor sorts it out
-        each = self._each(manifests)
+        each = self._each(manifests, live.space)
         for store, ids in left.items():
             self.stores[store].delete({i for i in ids if not any(i in named[store] for named in each)})
 
@@ -111,7 +133,7 @@ class History(Snapshots):
             created = self.save(name, now(), state.to_json())
             if created is not None:
                 saved = self._manifest(name, listed=True)  # as just written: held in process, not read
-                self._ids[self.digest(saved)] = {s: frozenset(state.live(s)) for s in STORES}
+                self._ids[self.digest(saved)] = (state.space, {s: frozenset(state.live(s)) for s in STORES})
                 return created, True
             found = next((s for s in self.list() if s.name == name), None)
             if found is not None:
@@ -130,9 +152,13 @@ class History(Snapshots):
         self.release(self._forget(name))
 
     def _forget(self, name: str) -> dict[str, set[str]]:
-        """Delete snapshot ``name``; returns the records it named (for :meth:`release`)."""
+        """Delete snapshot ``name``; returns the records it named in the live space (for
+        :meth:`release`; another space's go with the space)."""
         state = WorkspaceState.from_json(self._manifest(name)["state"], f"snapshot {name!r}")
         self.delete(name)
+        if state.space != self._current().space:
+            self.released_spaces.add(state.space)
+            return {store: set() for store in STORES}
         return {store: set(state.live(store)) for store in STORES}
 
     def trim(self, keep: int) -> dict[str, set[str]]:
@@ -157,9 +183,9 @@ class History(Snapshots):
             raise InvalidInputError(f"no snapshot named {name!r}")
         saved, tensors, records = self.load(name)  # a damaged one is refused here
         info = self._info(self._manifest(name))
-        if saved["model"] != current.config.model:
-            raise ModelMismatchError(f"snapshot {name!r} was made with model {saved['model']!r}")
         state = WorkspaceState.from_json(saved, f"snapshot {name!r}")
+        if state.space == current.space and state.config.model != current.config.model:
+            raise ModelMismatchError(f"snapshot {name!r} was made with model {saved['model']!r}")
         state.config = replace(state.config, auto_snapshots=current.config.auto_snapshots)
         state.generation = current.generation
         state.statistics = current.statistics  # the newest statistics: derived from them again
@@ -167,7 +193,7 @@ class History(Snapshots):
         state.statistics_task = current.statistics_task
         missing = {}
         for store, recs in records.items():  # an old-style snapshot's own copies
-            present = self.stores[store].existing(recs.ids)
+            present = self.stores_of(state.space)[store].existing(recs.ids)
             missing[store] = recs.take([i for i, rid in enumerate(recs.ids) if rid not in present])
         return Restore(info, state, tensors, missing, save_present=save_present)
 
@@ -176,3 +202,22 @@ class History(Snapshots):
         if not autos:
             raise InvalidInputError("nothing to roll back: no automatic snapshot is left")
         return autos[-1]
+
+
+def drop_unnamed_spaces(ws: Workspace, history: History, min_age: float, released: set[str] | None = None) -> list[str]:
+    """Delete the collections of the spaces that neither the live state nor a snapshot names (an
+    encoder migrated from, once its snapshots are gone; a migration that died before its
+    commit); returns them. ``released``: only these, which a commit or a snapshot named until
+    now (so no writer is still filling them); else every space there is, once ``min_age``
+    seconds old (another writer's migration may be in progress)."""
+    named = history.spaces()
+    if named is None:  # a damaged snapshot may name any of them
+        return []
+    if released is None:
+        dropped = [s for s in ws.spaces() - named if space_age(s) >= min_age]
+    else:
+        dropped = sorted((released | history.released_spaces) - named)
+    history.released_spaces.clear()
+    for space in dropped:
+        ws.drop_space(space)
+    return dropped

@@ -86,6 +86,7 @@ class LocalWorkspace(Workspace):
             return "pid unknown"
 
     def close(self) -> None:
+        self.forget_stores()
         if self._client is not None:  # Chroma caches a store per path: drop it, or a later open
             self._client.close()  # in this process would see it as it was, not as others left it
             self._client = None
@@ -123,6 +124,7 @@ class LocalWorkspace(Workspace):
         return self.state_path.is_file()
 
     def set_aside_store(self) -> str:
+        self.forget_stores()
         if self._client is not None:
             self._client.close()
             self._client = None
@@ -163,8 +165,8 @@ class LocalWorkspace(Workspace):
         with self._owners[self.root][2]:
             yield
 
-    def collection(self, store: str) -> str:
-        return store
+    def collection(self, store: str, space: str = "") -> str:
+        return f"{store}.{space}" if space else store
 
     def clean_temporary(self, older_than: float = 0.0) -> int:
         return self.blobs.clean(["", "weights", "statistics", "snapshots", "journal"])
@@ -192,6 +194,9 @@ class LocalWorkspace(Workspace):
 
     def cache_path(self, model_id: str) -> Path:
         return cache_path(model_id, self.root / "cache")
+
+    def cache_paths(self) -> list[Path]:
+        return sorted((self.root / "cache").glob("*.sqlite"))
 
     def size_bytes(self) -> int:
         return sum(f.stat().st_size for f in self.root.rglob("*") if f.is_file())

@@ -19,10 +19,9 @@ from contextlib import contextmanager
 from typing import Any
 
 from agent_il.memory.records import Records
-from agent_il.memory.store import RecordStore
 from agent_il.state import STORES, WorkspaceState
 from agent_il.storage.base import Conflict, Workspace
-from agent_il.storage.history import History
+from agent_il.storage.history import History, drop_unnamed_spaces
 from agent_il.storage.snapshots import SnapshotInfo
 
 _log = logging.getLogger(__name__)
@@ -38,12 +37,11 @@ class Transactions:
     def __init__(
         self,
         workspace: Workspace,
-        stores: dict[str, RecordStore],
         history: History,
         current: Callable[[], WorkspaceState],
         catch_up: Callable[[WorkspaceState], None],
     ) -> None:
-        self.workspace, self.stores, self.history = workspace, stores, history
+        self.workspace, self.history = workspace, history
         self._current, self._catch_up = current, catch_up
         self._pruned = False  # orphan records cleared since this process opened the workspace
 
@@ -64,9 +62,9 @@ class Transactions:
             age = self.orphan_age
             self.workspace.clean_temporary(older_than=age)
             if self.workspace.shared or not self._pruned:  # embedded: only a dead process leaves orphans
-                kept = self.history.kept()
+                kept, stores = self.history.kept(), self.history.stores
                 for store in STORES:
-                    self.stores[store].prune(kept[store], min_age=age)
+                    stores[store].prune(kept[store], min_age=age)
                 self._pruned = True
             yield
 
@@ -109,15 +107,16 @@ class Transactions:
             snap, created = self.history.auto(old)
         journal = self.workspace.journal
         entry = None
+        stores = self.history.stores_of(state.space)
         try:
             for store, recs in added.items():
-                self.stores[store].add(recs, generation=old.generation + 1)
-            entry = journal.write(old.generation + 1, added) if journal is not None else None
+                stores[store].add(recs, generation=old.generation + 1)
+            entry = journal.write(old.generation + 1, added, state.space) if journal is not None else None
             published = self.workspace.commit(state.to_json(), tensors, statistics)
             committed = WorkspaceState.from_json(published)
         except BaseException as error:
             for store, recs in added.items():  # this process cleans up after itself
-                self.stores[store].delete(recs.ids)
+                stores[store].delete(recs.ids)
             if entry is not None and journal is not None:
                 journal.delete(entry)
             # A writer that lost the race keeps the snapshot: the winner came from the same state.
@@ -127,9 +126,12 @@ class Transactions:
         on_commit(committed)
         try:
             released = self.history.trim(committed.config.auto_snapshots)
-            for store in STORES:
-                released[store] |= set(old.live(store)) - set(committed.live(store))
+            if old.space == committed.space:  # else the old space's records go with the space
+                for store in STORES:
+                    released[store] |= set(old.live(store)) - set(committed.live(store))
             self.history.release(released)
+            if old.space != committed.space or self.history.released_spaces:
+                drop_unnamed_spaces(self.workspace, self.history, self.orphan_age, released={old.space})
             _, in_use = self.history.tidy(min_age=self.orphan_age)
             self.workspace.collect_garbage(published, keep=in_use)
         except Exception as exc:  # the commit stands: a command that committed does not fail
