@@ -113,6 +113,32 @@ class EditReport:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class MigrationReport:
+    """What a migration to another encoder did: from and to which model, backend and dimension,
+    how many texts it encoded again, the forgetting check (each task's held-out accuracy before,
+    on the old encoder, and after, on the new one), the calibration it fitted again, the
+    automatic snapshot that rollback returns to, and where its time went."""
+
+    model: dict[str, str]  # {from, to}
+    backend: dict[str, str]
+    dim: dict[str, int | None]
+    examples: int
+    holdout_examples: int
+    inbox: int  # unknowns and corrections waiting for review, encoded again
+    classes_total: int
+    tasks: int
+    skipped_tasks: list[int]  # tasks with no example left (learned as vectors or all removed)
+    seconds: float
+    timings: dict[str, float] = field(default_factory=dict)  # encode, replay, commit
+    holdout_accuracy: list[dict[str, Any]] = field(default_factory=list)
+    calibration: dict[str, Any] | None = None
+    snapshot: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
 UNKNOWN = "unknown"  # the label of an input that belongs to no known intent
 
 

@@ -25,7 +25,7 @@ LAYERS: list[set[str]] = [
     {"encoding", "memory", "storage"},
     {"strategies"},
     {"engine", "ood", "inbox"},
-    {"editing", "upkeep", "data", "erasure", "opening"},
+    {"editing", "upkeep", "data", "erasure", "opening", "migration"},
     {"learner"},
     {"tools", "bench"},
     {"cli"},

@@ -14,7 +14,7 @@ from rich.table import Table
 
 if TYPE_CHECKING:  # agent_il.storage loads torch: the types are only named, so the CLI stays fast to import
     from agent_il.engine.metrics import FileEvaluation
-    from agent_il.results import LearnReport, Prediction, Task
+    from agent_il.results import LearnReport, MigrationReport, Prediction, Task
     from agent_il.storage.doctor import Diagnosis
     from agent_il.storage.snapshots import SnapshotInfo
 
@@ -129,11 +129,32 @@ def forgetting_table(rows: list[dict[str, Any]], what: str) -> None:
     out.print(table)
 
 
+def threshold(c: dict[str, Any] | None) -> None:
+    """The calibrated threshold a learn or a migration fitted."""
+    if c and c["threshold"] is not None:
+        out.print(f"Unknown below in-scope score {c['threshold']:.2f} ({c['score']}, keeps {100 * c['keep']:.0f}%).")
+
+
+def migration_report(r: MigrationReport) -> None:
+    """What a migration did: the encoders, the texts encoded again, the forgetting check."""
+    out.print(
+        escape(
+            f"Moved to {r.model['to']} ({r.backend['to']}, {r.dim['to']} dimensions) from {r.model['from']} "
+            f"({r.backend['from']}, {r.dim['from']}) in {r.seconds:.1f} s: {r.examples} examples, "
+            f"{r.holdout_examples} held out and {r.inbox} inbox texts encoded again, {r.tasks} learns replayed."
+        )
+    )
+    if r.skipped_tasks:
+        out.print(f"  learns with no example left, not replayed: {', '.join(map(str, r.skipped_tasks))}")
+    forgetting_table(r.holdout_accuracy, "migration")
+    threshold(r.calibration)
+    if r.snapshot:
+        out.print(f"Snapshot of the state before: {r.snapshot} (agent-il rollback returns to {r.model['from']}).")
+
+
 def learn_warnings(r: LearnReport) -> None:
     """The calibrated threshold, intents that overlap, and texts given two labels."""
-    if r.calibration and r.calibration["threshold"] is not None:
-        c = r.calibration
-        out.print(f"Unknown below in-scope score {c['threshold']:.2f} ({c['score']}, keeps {100 * c['keep']:.0f}%).")
+    threshold(r.calibration)
     for e in r.confusions[:10]:
         why = []
         if e["rate"]:

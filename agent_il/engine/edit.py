@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from agent_il.engine.metrics import correct
-from agent_il.engine.step import at_learn
+from agent_il.engine.step import at_learn, in_learn_order
 from agent_il.errors import InvalidInputError
 from agent_il.memory.records import Records
 from agent_il.ood.scores import head_logits
@@ -72,8 +72,7 @@ def newest(state: WorkspaceState, load: Loader) -> tuple[Records, int]:
     if task is None:
         return Records.empty(state.dim or 0), 0
     ids = [i for ids in state.examples[str(task)].values() for i in ids]  # type: ignore[index]
-    recs = load("examples", ids)
-    return recs.take(sorted(range(len(ids)), key=lambda r: int(recs.metadatas[r].get("row", r)))), task
+    return in_learn_order(load("examples", ids)), task
 
 
 def revision(

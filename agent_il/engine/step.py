@@ -44,6 +44,11 @@ def batch(
     )
 
 
+def in_learn_order(recs: Records) -> Records:
+    """``recs`` in the order their learn had them (their ``row``)."""
+    return recs.take(sorted(range(len(recs.ids)), key=lambda r: int(recs.metadatas[r].get("row", r))))
+
+
 def weighed(train: Records) -> Records:
     """``train`` with each example's weight in the head in its metadata."""
     counts = Counter(train.labels)
@@ -163,18 +168,24 @@ def learn(
     start: float,
     encoded: float,
     memory_stats: ClassStats | None = None,
+    test: Records | None = None,
+    recheck: bool = True,
 ) -> Step:
     """Learn ``batch`` (one task: new records with label, task and time metadata) on top of
     ``old`` and its ``head``, with the committed exemplars ``memory`` (and their class statistics
     under ``old.labels`` if the caller has them) and held-out slices ``held``. ``start`` and
     ``encoded``: when the learn began and its encoding ended (``perf_counter``); the fit is timed
-    from ``encoded``, so it includes reading the committed records."""
+    from ``encoded``, so it includes reading the committed records. ``test``: the task's held-out
+    slice as it was drawn before (a replay), ``batch`` then being the rest. Without ``recheck``
+    (a replay's learns before its last), the rejection threshold is not fitted again and nothing
+    is looked for: each learn fits them anew, so only the last one's are kept."""
     state = old.copy()
     task_id = int(batch.metadatas[0]["task_id"])
     state.dim = state.dim or int(batch.x.shape[1])
-    train, test = split_holdout(batch, holdout, seed=task_id)
+    train, test = (batch, test) if test is not None else split_holdout(batch, holdout, seed=task_id)
+    every = batch if test is None else in_learn_order(Records.concat([train, test]))
     train = weighed(train)
-    seen = list(dict.fromkeys(batch.labels))
+    seen = list(dict.fromkeys(every.labels))
     new_classes = [y for y in seen if y not in old.labels]
     state.labels += new_classes
     index = {y: i for i, y in enumerate(state.labels)}
@@ -197,13 +208,16 @@ def learn(
     if test.ids or accuracy:
         state.evaluation.append({"after_task": task_id, "accuracy": {str(t): a["after"] for t, a in accuracy.items()}})
     name = str(batch.metadatas[0]["task"])
-    counts = dict(Counter(batch.labels))
-    task = Task(task_id, name, seen, new_classes, counts, len(batch.ids), now(), round(time.perf_counter() - start, 4))
+    counts = dict(Counter(every.labels))
+    task = Task(task_id, name, seen, new_classes, counts, len(every.ids), now(), round(time.perf_counter() - start, 4))
     state.tasks.append(task)
     state.updated = task.time
-    checks, stats = at_learn(
-        old, state, strategy, train, memory, added, [held, test], task_id, held_logits, memory_stats
-    )
+    checks: dict[str, Any] = {}
+    stats = None
+    if recheck:
+        checks, stats = at_learn(
+            old, state, strategy, train, memory, added, [held, test], task_id, held_logits, memory_stats
+        )
     planned = time.perf_counter()
     timings = {"fit": round(fitted - encoded, 4), "memory": round(planned - fitted, 4)}
     return Step(state, strategy, task, train, test, added, accuracy, checks, stats, timings)

@@ -1,5 +1,6 @@
-"""``agent-il export`` and ``import``: write every stored example out (JSONL with every field, CSV,
-Rasa NLU, a semantic-router config), and replay a JSONL export into another workspace."""
+"""``agent-il export``, ``import`` and ``migrate``: write every stored example out (JSONL with every
+field, CSV, Rasa NLU, a semantic-router config), replay a JSONL export into another workspace, and
+move a workspace to another encoder."""
 
 from __future__ import annotations
 
@@ -8,12 +9,13 @@ from typing import Annotated
 
 import typer
 
-from agent_il.cli.context import Home, Json, Model, emit, guarded, open_learner
+from agent_il.cli.context import Backend, Home, Json, Model, emit, guarded, open_learner
 
 
 def register(app: typer.Typer) -> None:
     app.command("export")(export)
     app.command("import")(import_)
+    app.command("migrate")(migrate)
 
 
 @guarded
@@ -88,3 +90,40 @@ def import_(
         same = "same held-out slice" if t["held_out_reproduced"] else "held-out slice drawn again"
         typer.echo(f"task {t['task_id']} {t['task']}: {t['examples']} examples, {t['held_out']} held out ({same})")
     typer.echo(f"Imported {result['examples']} examples in {len(result['tasks'])} tasks from {result['path']}.")
+
+
+@guarded
+def migrate(
+    ctx: typer.Context,
+    model: Annotated[
+        str,
+        typer.Option(
+            "--model",
+            help="The encoder to move to: a sentence-transformers name or local directory.",
+            show_default=False,
+        ),
+    ],
+    backend: Backend = "auto",
+    home: Home = None,
+    as_json: Json = False,
+) -> None:
+    """Move the workspace to another encoder: every stored text (examples, held-out slices, the
+    inbox, corrections waiting for review) is encoded again with MODEL, and every learn is
+    learned again on the new vectors, in order, so the workspace answers as if it had learned
+    them all with MODEL.
+
+    One transaction: nothing changes unless all of it succeeds, and `agent-il rollback` returns
+    to the old encoder, head and records. The new model must be available offline (a local
+    directory, or a name in the local Hugging Face cache).
+
+    Example: `agent-il migrate --model ./models/all-mpnet-base-v2`
+    """
+    from agent_il.cli import render
+
+    learner = open_learner(ctx, home)
+    with render.progress(enabled=not as_json, what="Encoding") as advance:
+        report = learner.migrate(model, backend=backend, on_progress=advance)
+    if as_json:
+        emit(report.to_dict())
+        return
+    render.migration_report(report)
