@@ -17,6 +17,7 @@ from agent_il.cli.commands import (
     learning,
     plugins,
     snapshots,
+    tokens,
     transfer,
     workspace,
 )
@@ -39,6 +40,7 @@ ORDER = (
     "snapshot",
     "plugins",
     "serve",
+    "token",
     "intents",
     "examples",
     "inbox",
@@ -109,7 +111,7 @@ def root(
     ctx.obj = Where(chroma_url, workspace_name, tenant, database, wait)
 
 
-for module in (workspace, learning, feedback, snapshots, knowledge, editing, bench, plugins, transfer):
+for module in (workspace, learning, feedback, snapshots, knowledge, editing, bench, plugins, tokens, transfer):
     module.register(app)
 
 
