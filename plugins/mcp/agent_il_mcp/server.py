@@ -80,9 +80,9 @@ def _tool_function(tools: IntentTools, spec: ToolSpec) -> Any:
     schema from it, the core's constraints included) and whose return annotation is
     ``spec.output_model`` (structured output)."""
 
-    def call(**arguments: Any) -> ToolResult:
-        try:
-            return tools.call(spec.name, _json_strings_parsed(spec, arguments))
+    async def call(**arguments: Any) -> ToolResult:
+        try:  # on a worker thread: the event loop keeps answering other calls while a learn runs
+            return await tools.acall(spec.name, _json_strings_parsed(spec, arguments))
         except AgentILError as exc:
             raise ToolError(str(exc)) from exc
 
