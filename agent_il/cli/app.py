@@ -16,6 +16,7 @@ from agent_il.cli.commands import (
     knowledge,
     learning,
     plugins,
+    serving,
     snapshots,
     tokens,
     transfer,
@@ -111,7 +112,7 @@ def root(
     ctx.obj = Where(chroma_url, workspace_name, tenant, database, wait)
 
 
-for module in (workspace, learning, feedback, snapshots, knowledge, editing, bench, plugins, tokens, transfer):
+for module in (workspace, learning, feedback, snapshots, knowledge, editing, bench, plugins, serving, tokens, transfer):
     module.register(app)
 
 
