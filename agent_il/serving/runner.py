@@ -4,7 +4,11 @@ gives them, and uvicorn started with them (TLS when given a certificate, logs th
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,8 +42,7 @@ class HttpSettings:
         return "https" if self.ssl_certfile else "http"
 
 
-def run(app: Any, host: str, port: int, settings: HttpSettings) -> None:
-    """Serve ``app`` until interrupted."""
+def _server(app: Any, host: str, port: int, settings: HttpSettings) -> Any:
     import uvicorn
 
     config = uvicorn.Config(
@@ -54,4 +57,30 @@ def run(app: Any, host: str, port: int, settings: HttpSettings) -> None:
         ssl_certfile=str(settings.ssl_certfile) if settings.ssl_certfile else None,
         ssl_keyfile=str(settings.ssl_keyfile) if settings.ssl_keyfile else None,
     )
-    uvicorn.Server(config).run()
+    return uvicorn.Server(config)
+
+
+def run(app: Any, host: str, port: int, settings: HttpSettings) -> None:
+    """Serve ``app`` until interrupted."""
+    _server(app, host, port, settings).run()
+
+
+@contextlib.contextmanager
+def background(app: Any, settings: HttpSettings | None = None, host: str = "127.0.0.1") -> Iterator[str]:
+    """Serve ``app`` on a free port of ``host`` from a thread of this process (tests, benchmarks);
+    yields its base URL and stops it on exit."""
+    settings = settings or HttpSettings()
+    server = _server(app, host, 0, settings)
+    thread = threading.Thread(target=server.run, name="agent-il-http", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the HTTP server did not start")
+        time.sleep(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"{settings.scheme}://{host}:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
