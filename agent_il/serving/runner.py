@@ -66,11 +66,11 @@ def run(app: Any, host: str, port: int, settings: HttpSettings) -> None:
 
 
 @contextlib.contextmanager
-def background(app: Any, settings: HttpSettings | None = None, host: str = "127.0.0.1") -> Iterator[str]:
-    """Serve ``app`` on a free port of ``host`` from a thread of this process (tests, benchmarks);
-    yields its base URL and stops it on exit."""
+def background(app: Any, settings: HttpSettings | None = None, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
+    """Serve ``app`` on ``port`` (0: a free one) of ``host`` from a thread of this process (tests,
+    benchmarks); yields its base URL and stops it on exit."""
     settings = settings or HttpSettings()
-    server = _server(app, host, 0, settings)
+    server = _server(app, host, port, settings)
     thread = threading.Thread(target=server.run, name="agent-il-http", daemon=True)
     thread.start()
     deadline = time.monotonic() + 30

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from agent_il.cli.commands.tokens import TokensFile, token_store
-from agent_il.cli.context import Home, guarded, open_learner, where
+from agent_il.cli.context import Home, guarded, home_path, open_learner, where
 
 if TYPE_CHECKING:
     from agent_il.serving.runner import HttpSettings
@@ -34,8 +34,8 @@ def _tokens(ctx: typer.Context, home: Path | None, tokens: Path | None, auth: bo
 
     if auth is False:
         return None
-    if auth is None and tokens is None and where(ctx).chroma_url:
-        return None  # a server workspace keeps no token file: tokens only with --tokens
+    if auth is None and tokens is None and (where(ctx).chroma_url or not home_path(home).is_dir()):
+        return None  # a server workspace keeps no token file (tokens only with --tokens); a missing one none
     store = token_store(ctx, home, tokens)
     if not store.tokens():
         if auth:
@@ -65,13 +65,8 @@ def _http_settings(
             )
         typer.echo(f"agent-il: WARNING: serving {host} without authentication (--allow-remote)", err=True)
     hosts = tuple(options["allowed_host"] or ())  # type: ignore[arg-type]
-    if not hosts:
-        if host in WILDCARDS:
-            raise InvalidInputError(
-                f"binding {host} answers on every address: name the host names clients use with --allowed-host "
-                "(repeatable; '*' for any)"
-            )
-        hosts = tuple(dict.fromkeys((*LOOPBACK_HOSTS, host.strip("[]"))))
+    if not hosts:  # on every address any name may reach it: --allowed-host narrows that
+        hosts = ("*",) if host in WILDCARDS else tuple(dict.fromkeys((*LOOPBACK_HOSTS, host.strip("[]"))))
     rate = options["rate_limit"]
     guard = GuardSettings(
         allowed_hosts=hosts,
@@ -181,10 +176,12 @@ def serve(
             raise InvalidInputError(
                 f"adapter {adapter!r} serves over {', '.join(plugin.transports)}, not {transport!r}"
             )
-    http_only = {"--host": host, "--port": port_n, "--tokens": tokens, "--auth/--no-auth": auth}
+    if transport == "stdio" and (host is not None or port_n is not None):
+        raise InvalidInputError("--host and --port apply to --transport http; stdio talks over stdin/stdout")
+    http_only = {"--tokens": tokens, "--auth/--no-auth": auth}
     http_only |= {"--rate-limit": rate_limit, "--ssl-certfile": ssl_certfile, "--max-body-bytes": max_body_bytes}
     if transport == "stdio" and (given := [k for k, v in http_only.items() if v is not None]):
-        raise InvalidInputError(f"{', '.join(given)} apply over HTTP; stdio talks over stdin/stdout")
+        raise InvalidInputError(f"{', '.join(given)}: only over HTTP; stdio talks over stdin/stdout")
     host, port_n = host or "127.0.0.1", port_n or DEFAULT_PORT
     http = None
     if transport != "stdio":
