@@ -32,6 +32,7 @@ class Concurrency:
     _evidence: tuple[tuple[int, str], Exemplars] | None
     memory: RecordStore
     location: str
+    strategy: Any
     predict: Callable[..., list[Prediction]]
     learn: Callable[..., LearnReport]
 
@@ -62,6 +63,13 @@ class Concurrency:
             evidence = (key, Exemplars(self.memory.load(state.live("exemplars")), state.labels))
             self._evidence = evidence
         return evidence[1]
+
+    def prepare_to_learn(self) -> None:
+        """Import the learning stack (torch, the learn step) now. A server that may learn calls it
+        before it serves: a learn's first import of torch must not run beside predicts."""
+        from agent_il.engine import step  # noqa: F401 - imported for its side effect: torch loaded
+
+        self.strategy  # noqa: B018 - the head's strategy, made once (it needs torch)
 
     async def apredict(
         self, texts: Sequence[str], k: int = 3, evidence: int = 3, inbox: bool = True

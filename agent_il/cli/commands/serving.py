@@ -211,6 +211,8 @@ def serve(
             return
         access = Access(learner, http.tokens, allow_learning, limits, inbox)
         learner.encoder.encode(["warm up"])  # load the model now, not in the first caller's request
+        if http.tokens is not None or allow_learning:
+            learner.prepare_to_learn()
         _announce(adapter, http, host, port_n, allow_learning)
         if plugin is None:
             from agent_il.serving import rest, runner
