@@ -4,10 +4,14 @@ Every refusal (401, 403, 413, 421, 422, 429) changes nothing and the server keep
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import shutil
+import socket
 import ssl
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -26,6 +30,8 @@ from agent_il.serving.guard import GuardSettings, RateLimiter
 from agent_il.serving.runner import HttpSettings, background
 from agent_il.serving.tokens import TokenStore
 
+AGENT_IL = Path(sys.executable).with_name("agent-il")  # the console script of this environment
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
 PIZZA = ["i want to order a pizza", "get me a large pepperoni pizza", "order two margherita pizzas for tonight"]
 
 
@@ -264,3 +270,62 @@ def test_tls(server: Server, tmp_path: Path) -> None:
         headers = {"authorization": f"Bearer {server.tokens['read']}"}
         with httpx.Client(base_url=url, verify=ssl.create_default_context(cafile=cert), headers=headers) as c:
             assert c.post("/v1/classify", json={"text": "i need to pay my water bill"}).json()["label"] == "pay_bill"
+
+
+def test_agent_il_serve_http_as_deployed(learned_seed: Path, tmp_path: Path) -> None:
+    """The command itself, in a fresh process: JSON logs without tokens, a learn beside classify calls."""
+    home = shutil.copytree(learned_seed, tmp_path / "kb")
+    store = TokenStore(home / "tokens.json")
+    learn_token = store.create("teacher", "learn")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cmd = [
+        str(AGENT_IL),
+        "serve",
+        "http",
+        "--home",
+        str(home),
+        "--port",
+        str(port),
+        "--log-json",
+        "--rate-limit",
+        "500",
+    ]
+    log = (tmp_path / "serve.log").open("w")
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log, env=ENV)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert proc.poll() is None, (tmp_path / "serve.log").read_text()
+            try:
+                if httpx.get(f"{url}/readyz").status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "agent-il serve http did not start"
+            time.sleep(0.2)
+        headers = {"authorization": f"Bearer {learn_token}"}
+        with httpx.Client(base_url=url, headers=headers, timeout=120) as c:
+            examples = [f"please book table number {i} at the bistro" for i in range(60)]
+            worker = threading.Thread(
+                target=lambda: c.post("/v1/learn", json={"label": "book_table", "examples": examples})
+            )
+            worker.start()
+            while worker.is_alive():
+                assert c.post("/v1/classify", json={"text": "i need to pay my water bill"}).status_code == 200
+            worker.join()
+            assert "book_table" in {i["label"] for i in c.get("/v1/intents").json()["intents"]}
+            assert c.post("/v1/classify", json={"text": 1}).status_code == 422
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        log.close()
+    lines = (tmp_path / "serve.log").read_text().splitlines()
+    assert lines[0].startswith("agent-il: serving http at http://127.0.0.1:") and "bearer tokens" in lines[0]
+    records = [json.loads(line) for line in lines[1:]]  # every log line after the banner is one JSON object
+    access = [r for r in records if r["logger"] == "agent_il.serving.access"]
+    assert {r["token"] for r in access if r["path"].startswith("/v1/")} == {"teacher"}
+    assert {"status", "seconds", "method", "client"} <= set(access[0])
+    assert learn_token not in (tmp_path / "serve.log").read_text()
