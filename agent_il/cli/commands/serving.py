@@ -198,7 +198,6 @@ def serve(
             "ssl_keyfile": ssl_keyfile,
         }
         http = _http_settings(ctx, home, host, options)
-        logs.configure(log_json)
     limits = ToolLimits(max_examples=n_examples, max_text_chars=n_chars)
     learner = open_learner(ctx, home)
     try:
@@ -209,6 +208,7 @@ def serve(
             assert plugin is not None and plugin.serve is not None
             plugin.serve(tools, ServeOptions(transport=transport))
             return
+        logs.configure(log_json)  # once the server is about to run: a refused command leaves logging alone
         access = Access(learner, http.tokens, allow_learning, limits, inbox)
         learner.encoder.encode(["warm up"])  # load the model now, not in the first caller's request
         if http.tokens is not None or allow_learning:

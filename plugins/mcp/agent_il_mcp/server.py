@@ -24,6 +24,7 @@ from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.mcpserver.tools import Tool
 from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase
+from mcp_types import Tool as MCPTool
 from mcp_types import ToolAnnotations
 from pydantic import ConfigDict, WithJsonSchema
 from starlette.requests import Request
@@ -32,7 +33,7 @@ from starlette.responses import JSONResponse, Response
 import agent_il
 from agent_il.errors import AgentILError
 from agent_il.serving import runner
-from agent_il.serving.access import Access
+from agent_il.serving.access import TOOL_SCOPES, Access
 from agent_il.serving.guard import Guard, GuardSettings
 from agent_il.serving.metrics import CONTENT_TYPE, Metrics
 from agent_il.serving.runner import HttpSettings
@@ -142,6 +143,18 @@ def _tool(tools: IntentTools, spec: ToolSpec, access: Access | None = None, metr
     return tool
 
 
+class _ScopedServer(MCPServer):
+    """Lists to each token only the tools its scope may call (the learning switch, per token); a
+    call to another is still refused by its scope check. Without tokens it lists them all."""
+
+    async def list_tools(self) -> list[MCPTool]:
+        listed = await super().list_tools()
+        token = get_access_token()
+        if token is None:
+            return listed
+        return [t for t in listed if TOOL_SCOPES.get(t.name, "admin") in token.scopes]
+
+
 class TokenVerifier:
     """The SDK's token verifier (``mcp.server.auth.provider.TokenVerifier``) over agent-il's token
     file: the access token names the token (``client_id``) and its scopes, each lower one included."""
@@ -172,7 +185,7 @@ def build_server(
     auth = access is not None and access.auth
     if auth and url is None:
         raise ValueError("a server with tokens needs its base URL (url=...)")
-    server = MCPServer(
+    server = _ScopedServer(
         name,
         instructions=INSTRUCTIONS,
         version=agent_il.__version__,

@@ -63,6 +63,7 @@ def structured(result: Any) -> dict[str, Any]:
 def test_a_read_token_classifies_and_cannot_learn(served: Served) -> None:
     async def main() -> None:
         async with served.client(served.tokens["read"]) as client:
+            assert sorted(t.name for t in (await client.list_tools()).tools) == ["classify_intent", "list_intents"]
             out = structured(await client.call_tool("classify_intent", {"text": "i need to pay my water bill"}))
             assert out["label"] == "pay_bill"
             refused = await client.call_tool("learn_intent", {"label": "order_pizza", "examples": PIZZA})
@@ -70,6 +71,8 @@ def test_a_read_token_classifies_and_cannot_learn(served: Served) -> None:
             fix = await client.call_tool("correct_intent", {"text": "hi", "label": "pay_bill"})
             assert fix.is_error
         async with served.client(served.tokens["learn"]) as client:
+            listed = sorted(t.name for t in (await client.list_tools()).tools)
+            assert listed == ["classify_intent", "correct_intent", "learn_intent", "list_intents"]
             out = structured(await client.call_tool("learn_intent", {"label": "order_pizza", "examples": PIZZA}))
             assert out["new_intent"] is True
 
