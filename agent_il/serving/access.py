@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from agent_il.errors import AgentILError
-from agent_il.serving.tokens import SCOPES, TokenInfo, TokenStore, scope_allows
+from agent_il.serving.tokens import SCOPES, TokenInfo, TokenStore, bearer, scope_allows
 from agent_il.tools.models import ToolLimits
 from agent_il.tools.surface import CLASSIFY_INTENT, CORRECT_INTENT, LEARN_INTENT, LIST_INTENTS, IntentTools
 
@@ -18,7 +18,6 @@ if TYPE_CHECKING:
     from agent_il.learner import IntentLearner
 
 TOOL_SCOPES = {CLASSIFY_INTENT: "read", LIST_INTENTS: "read", CORRECT_INTENT: "learn", LEARN_INTENT: "learn"}
-BEARER = "bearer "
 
 
 class Unauthorized(AgentILError):
@@ -61,9 +60,10 @@ class Access:
         off). The token is never part of a message."""
         if self.tokens is None:
             return None
-        if not authorization or not authorization[: len(BEARER)].lower() == BEARER:
+        token = bearer(authorization)
+        if token is None:
             raise Unauthorized("missing bearer token: send Authorization: Bearer <token>")
-        found = self.tokens.verify(authorization[len(BEARER) :].strip())
+        found = self.tokens.verify(token)
         if found is None:
             raise Unauthorized("invalid or revoked token")
         return found

@@ -17,6 +17,7 @@ from typing import Any
 
 from agent_il.errors import InvalidInputError
 from agent_il.serving.metrics import Metrics
+from agent_il.serving.tokens import TokenStore, bearer
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -87,10 +88,13 @@ class RateLimiter:
 
 
 class Guard:
-    """The ASGI middleware; ``metrics`` counts refusals and failures."""
+    """The ASGI middleware; ``metrics`` counts refusals and failures; ``tokens`` names the token of
+    each request in the access log (whichever server checks it: the REST API's or the MCP SDK's)."""
 
-    def __init__(self, app: ASGIApp, settings: GuardSettings, metrics: Metrics | None = None) -> None:
-        self.app, self.settings, self.metrics = app, settings, metrics
+    def __init__(
+        self, app: ASGIApp, settings: GuardSettings, metrics: Metrics | None = None, tokens: TokenStore | None = None
+    ) -> None:
+        self.app, self.settings, self.metrics, self.tokens = app, settings, metrics, tokens
         rate = settings.rate_limit
         self.limiter = None if rate is None else RateLimiter(rate, settings.burst or max(1, math.ceil(rate)))
 
@@ -116,7 +120,13 @@ class Guard:
         finally:
             if self.metrics is not None:
                 self.metrics.status(status[0])
-            _log_access(scope, status[0], time.perf_counter() - start)
+            _log_access(scope, status[0], time.perf_counter() - start, self._token_name(scope))
+
+    def _token_name(self, scope: Scope) -> str:
+        """The name of the stored token the request carried, ``-`` for none (never the token)."""
+        token = bearer(_headers(scope).get("authorization"))
+        found = self.tokens.verify(token) if self.tokens is not None and token is not None else None
+        return found.name if found is not None else "-"
 
     def _refusal(self, scope: Scope) -> tuple[int, str, dict[str, str]] | None:
         headers = _headers(scope)
@@ -170,9 +180,8 @@ async def _respond(send: Send, status: int, message: str, headers: dict[str, str
     await send({"type": "http.response.body", "body": body})
 
 
-def _log_access(scope: Scope, status: int, seconds: float) -> None:
+def _log_access(scope: Scope, status: int, seconds: float, token: str) -> None:
     client = (scope.get("client") or ("-", 0))[0]
-    token = (scope.get("state") or {}).get("token_name", "-")
     access_log.info(
         "%s %s %s %d %.4f",
         client,

@@ -60,8 +60,6 @@ def build_app(access: Access, settings: GuardSettings) -> Guard:
 
     async def authenticated(request: Request, needed: str) -> Any:
         token = access.authenticate(request.headers.get("authorization"))
-        if token is not None:
-            request.state.token_name = token.name
         access.allow(token, needed)
         return token
 
@@ -151,7 +149,7 @@ def build_app(access: Access, settings: GuardSettings) -> Guard:
         log.error("internal error on %s: %s", request.url.path, type(exc).__name__, exc_info=exc)
         return JSONResponse({"error": f"internal error ({type(exc).__name__})"}, 500)
 
-    return Guard(app, settings, metrics)
+    return Guard(app, settings, metrics, access.tokens)
 
 
 async def _json_object(request: Request) -> dict[str, Any]:

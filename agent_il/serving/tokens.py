@@ -30,6 +30,13 @@ FORMAT_VERSION = 1
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
 
 
+def bearer(authorization: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header, or None."""
+    if not authorization or authorization[:7].lower() != "bearer ":
+        return None
+    return authorization[7:].strip() or None
+
+
 def scope_allows(held: str, needed: str) -> bool:
     """Whether a token of scope ``held`` may do what needs ``needed``: admin > learn > read."""
     return SCOPES.index(held) >= SCOPES.index(needed)

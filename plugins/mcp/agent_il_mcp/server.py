@@ -248,7 +248,7 @@ def http_app(tools: IntentTools, access: Access, guard: GuardSettings, url: str,
     """The streamable-HTTP app behind agent-il's guard, with tokens when ``access`` holds them and ``/metrics``."""
     metrics = Metrics(access.learner)
     server = build_server(tools, access=access, metrics=metrics, url=url)
-    return Guard(server.streamable_http_app(host=host), guard, metrics)
+    return Guard(server.streamable_http_app(host=host), guard, metrics, access.tokens)
 
 
 def _public(host: str) -> str:

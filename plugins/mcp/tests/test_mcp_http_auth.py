@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import shutil
 import socket
 from collections.abc import Iterator
@@ -115,7 +116,8 @@ def test_foreign_host_origin_and_large_bodies_are_refused(served: Served) -> Non
     assert big.status_code == 413
 
 
-def test_metrics_count_the_mcp_calls(served: Served) -> None:
+def test_metrics_count_the_mcp_calls(served: Served, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="agent_il.serving.access")
     headers = {"authorization": f"Bearer {served.tokens['read']}"}
     assert httpx.get(f"{served.url}/metrics").status_code == 401
     before = httpx.get(f"{served.url}/metrics", headers=headers).text
@@ -137,3 +139,6 @@ def test_metrics_count_the_mcp_calls(served: Served) -> None:
     refused = 'agent_il_errors_total{kind="refused"}'
     assert value(after, refused) - value(before, refused) == 1
     assert json.dumps(served.tokens["read"]) not in after
+    mcp_lines = [r for r in caplog.records if r.name == "agent_il.serving.access" and r.path == "/mcp"]
+    assert mcp_lines and {r.token for r in mcp_lines} == {"t-read"}  # the token's name, never the token
+    assert not any(served.tokens["read"] in r.getMessage() for r in caplog.records)
