@@ -9,6 +9,7 @@ import json
 import logging
 import shutil
 import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -142,3 +143,25 @@ def test_metrics_count_the_mcp_calls(served: Served, caplog: pytest.LogCaptureFi
     mcp_lines = [r for r in caplog.records if r.name == "agent_il.serving.access" and r.path == "/mcp"]
     assert mcp_lines and {r.token for r in mcp_lines} == {"t-read"}  # the token's name, never the token
     assert not any(served.tokens["read"] in r.getMessage() for r in caplog.records)
+
+
+def test_malformed_and_wrong_calls_then_a_flood_are_refused_and_it_keeps_serving(served: Served) -> None:
+    auth = {"authorization": f"Bearer {served.tokens['read']}", "accept": "application/json, text/event-stream"}
+    generation = served.learner.state.generation
+    malformed = httpx.post(
+        f"{served.url}/mcp", content=b"{not json", headers={**auth, "content-type": "application/json"}
+    )
+    assert malformed.status_code == 400  # the SDK's JSON-RPC parse error
+
+    async def main() -> None:
+        async with served.client(served.tokens["read"]) as client:
+            wrong = await client.call_tool("classify_intent", {"text": ["a", "list"]})
+            assert wrong.is_error and "text: Input should be a valid string" in wrong.content[0].text
+
+    asyncio.run(main())
+    with httpx.Client(base_url=served.url, headers=auth) as c:  # one client, far over --rate-limit 200/s
+        codes = [c.post("/mcp", content=b"{}").status_code for _ in range(2_000)]
+    assert codes.count(429) > 1_000
+    time.sleep(1.2)  # the bucket refills
+    asyncio.run(main())
+    assert served.learner.state.generation == generation
