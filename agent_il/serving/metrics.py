@@ -4,6 +4,7 @@ committed state at each scrape."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -74,3 +75,7 @@ class Metrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+    async def arender(self) -> bytes:
+        """:meth:`render` on a worker thread: the inbox gauge asks Chroma, off the event loop."""
+        return await asyncio.to_thread(self.render)

@@ -128,7 +128,7 @@ def build_app(access: Access, settings: GuardSettings) -> Guard:
     @app.get("/metrics", summary="Prometheus metrics (a read token when authentication is on)")
     async def prometheus(request: Request) -> Response:
         await authenticated(request, "read")
-        return Response(metrics.render(), media_type=CONTENT_TYPE)
+        return Response(await metrics.arender(), media_type=CONTENT_TYPE)
 
     @app.exception_handler(AgentILError)
     async def refused(request: Request, exc: AgentILError) -> JSONResponse:

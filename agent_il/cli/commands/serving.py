@@ -6,6 +6,7 @@ adapter gets an :class:`agent_il.tools.surface.IntentTools` and the HTTP setting
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -21,6 +22,22 @@ if TYPE_CHECKING:
 MAX_EXAMPLES = 10_000  # the most --max-examples allows in one learn_intent call
 REST = "http"  # `agent-il serve http`: the REST API, not an adapter
 WILDCARDS = ("0.0.0.0", "::", "[::]")
+
+
+@dataclass(frozen=True)
+class HttpOptions:
+    """The options of ``serve`` that apply over HTTP, as given."""
+
+    tokens: Path | None
+    auth: bool | None
+    allow_remote: bool
+    allow_learning: bool
+    allowed_host: list[str] | None
+    allowed_origin: list[str] | None
+    rate_limit: str | None
+    max_body_bytes: str | None
+    ssl_certfile: Path | None
+    ssl_keyfile: Path | None
 
 
 def register(app: typer.Typer) -> None:
@@ -44,44 +61,38 @@ def _tokens(ctx: typer.Context, home: Path | None, tokens: Path | None, auth: bo
     return store
 
 
-def _http_settings(
-    ctx: typer.Context,
-    home: Path | None,
-    host: str,
-    options: dict[str, object],
-) -> HttpSettings:
+def _http_settings(ctx: typer.Context, home: Path | None, host: str, options: HttpOptions) -> HttpSettings:
     from agent_il import validation
     from agent_il.errors import InvalidInputError
     from agent_il.serving.guard import DEFAULT_MAX_BODY, LOOPBACK_HOSTS, GuardSettings
     from agent_il.serving.runner import HttpSettings
     from agent_il.tools import adapters
 
-    store = _tokens(ctx, home, options["tokens"], options["auth"])  # type: ignore[arg-type]
+    store = _tokens(ctx, home, options.tokens, options.auth)
     if not adapters.is_loopback(host) and store is None:
-        if not options["allow_remote"]:
+        if not options.allow_remote:
             raise InvalidInputError(
                 f"refusing to bind {host} without authentication: make a token (agent-il token create NAME "
                 "--scope read) and serve with it, or pass --allow-remote behind a proxy that authenticates"
             )
         typer.echo(f"agent-il: WARNING: serving {host} without authentication (--allow-remote)", err=True)
-    hosts = tuple(options["allowed_host"] or ())  # type: ignore[arg-type]
+    hosts = tuple(options.allowed_host or ())
     if not hosts:  # on every address any name may reach it: --allowed-host narrows that
         hosts = ("*",) if host in WILDCARDS else tuple(dict.fromkeys((*LOOPBACK_HOSTS, host.strip("[]"))))
-    rate = options["rate_limit"]
     guard = GuardSettings(
         allowed_hosts=hosts,
-        allowed_origins=tuple(o.rstrip("/") for o in options["allowed_origin"] or ()),  # type: ignore[union-attr]
+        allowed_origins=tuple(o.rstrip("/") for o in options.allowed_origin or ()),
         max_body_bytes=validation.positive_int(
-            options["max_body_bytes"] or str(DEFAULT_MAX_BODY), "--max-body-bytes", 2**30, text=True
+            options.max_body_bytes or str(DEFAULT_MAX_BODY), "--max-body-bytes", 2**30, text=True
         ),
-        rate_limit=None if rate is None else _rate(str(rate)),
+        rate_limit=None if options.rate_limit is None else _rate(options.rate_limit),
     )
-    if store is not None and options["allow_learning"]:
+    if store is not None and options.allow_learning:
         raise InvalidInputError(
             "--allow-learning is for serving without tokens; with tokens, learning is granted to tokens made "
             "with --scope learn"
         )
-    return HttpSettings(store, guard, options["ssl_certfile"], options["ssl_keyfile"])  # type: ignore[arg-type]
+    return HttpSettings(store, guard, options.ssl_certfile, options.ssl_keyfile)
 
 
 def _rate(text: str) -> float:
@@ -185,18 +196,18 @@ def serve(
     host, port_n = host or "127.0.0.1", port_n or DEFAULT_PORT
     http = None
     if transport != "stdio":
-        options = {
-            "tokens": tokens,
-            "auth": auth,
-            "allow_remote": allow_remote,
-            "allow_learning": allow_learning,
-            "allowed_host": allowed_host,
-            "allowed_origin": allowed_origin,
-            "rate_limit": rate_limit,
-            "max_body_bytes": max_body_bytes,
-            "ssl_certfile": ssl_certfile,
-            "ssl_keyfile": ssl_keyfile,
-        }
+        options = HttpOptions(
+            tokens,
+            auth,
+            allow_remote,
+            allow_learning,
+            allowed_host,
+            allowed_origin,
+            rate_limit,
+            max_body_bytes,
+            ssl_certfile,
+            ssl_keyfile,
+        )
         http = _http_settings(ctx, home, host, options)
     limits = ToolLimits(max_examples=n_examples, max_text_chars=n_chars)
     learner = open_learner(ctx, home)

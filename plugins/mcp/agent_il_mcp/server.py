@@ -203,7 +203,7 @@ def build_server(
                     access.allow(access.authenticate(request.headers.get("authorization")), "read")
             except AgentILError as exc:
                 return JSONResponse({"error": str(exc)}, 401, headers={"www-authenticate": "Bearer"})
-            return Response(metrics.render(), media_type=CONTENT_TYPE)
+            return Response(await metrics.arender(), media_type=CONTENT_TYPE)
 
     return server
 
