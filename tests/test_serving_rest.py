@@ -249,6 +249,9 @@ def test_serve_http_options_are_checked_before_anything_starts(tmp_path: Path) -
     for args, message in cases:
         result = runner.invoke(app, ["serve", "http", "--home", str(home), *args])
         assert result.exit_code == 1 and message in result.output, (args, result.output)
+    remote = runner.invoke(app, ["serve", "http", "--home", str(home), "--host", "0.0.0.0", "--allow-remote"])
+    assert "WARNING: serving 0.0.0.0 without authentication" in remote.output  # then: no workspace there
+    assert remote.exit_code == 1 and "no workspace at" in remote.output
     TokenStore(home / "tokens.json").create("ops", "read")
     learning = runner.invoke(app, ["serve", "http", "--home", str(home), "--allow-learning"])
     assert learning.exit_code == 1 and "--scope learn" in learning.output

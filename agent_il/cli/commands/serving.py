@@ -221,7 +221,8 @@ def serve(
             return
         logs.configure(log_json)  # once the server is about to run: a refused command leaves logging alone
         access = Access(learner, http.tokens, allow_learning, limits, inbox)
-        learner.encoder.encode(["warm up"])  # load the model now, not in the first caller's request
+        if learner.labels:  # load the model and the evidence now, not in the first caller's request
+            learner.predict(["warm up"], inbox=False)
         if http.tokens is not None or allow_learning:
             learner.prepare_to_learn()
         _announce(adapter, http, host, port_n, allow_learning)
