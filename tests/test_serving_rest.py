@@ -332,3 +332,25 @@ def test_agent_il_serve_http_as_deployed(learned_seed: Path, tmp_path: Path) -> 
     assert {r["token"] for r in access if r["path"].startswith("/v1/")} == {"teacher"}
     assert {"status", "seconds", "method", "client"} <= set(access[0])
     assert learn_token not in (tmp_path / "serve.log").read_text()
+
+
+def test_a_workspace_on_a_chroma_server(
+    chroma_url: str, server_name: str, tool_encoder, quickstart: dict, tmp_path: Path
+) -> None:
+    """Tokens from --tokens FILE; classify calls beside a learn commit on a shared server workspace."""
+    store = TokenStore(tmp_path / "tokens.json")
+    token = store.create("svc", "learn")
+    with IntentLearner.open(chroma_url=chroma_url, name=server_name, encoder=tool_encoder) as learner:
+        texts, labels = quickstart["banking"]
+        learner.learn(texts[::3], labels[::3], task="banking")
+        with background(rest.build_app(Access(learner, store), GuardSettings())) as url:
+            with httpx.Client(base_url=url, headers={"authorization": f"Bearer {token}"}, timeout=120) as c:
+                examples = [f"please book table number {i} at the bistro" for i in range(20)]
+                body = {"label": "book_table", "examples": examples}
+                worker = threading.Thread(target=lambda: c.post("/v1/learn", json=body))
+                worker.start()
+                while worker.is_alive():
+                    r = c.post("/v1/classify", json={"text": "i need to pay my water bill"})
+                    assert r.status_code == 200 and r.json()["label"] == "pay_bill"
+                worker.join()
+                assert "book_table" in {i["label"] for i in c.get("/v1/intents").json()["intents"]}
