@@ -202,10 +202,23 @@ def test_classify_answers_while_a_learn_runs(server: Server) -> None:
     with server.client("learn") as c:  # a learned correction, then the admin's undo
         fixed = c.post("/v1/feedback", json={"text": "a pizza please", "label": "order_pizza"}).json()
         assert fixed["status"] == "learned" and fixed["undo"] == "agent-il rollback"
-    with server.client("admin") as c:
-        assert c.post("/v1/snapshots", json={"name": "before-undo"}).json()["name"] == "before-undo"
+    with server.client("learn") as c:
+        assert c.post("/v1/intents/delete", json={"label": "order_pizza"}).status_code == 403
+    with server.client("admin") as c:  # the admin edits, snapshots and rolls back
+        renamed = c.post("/v1/intents/rename", json={"old": "order_pizza", "new": "pizza"})
+        assert renamed.status_code == 200 and renamed.json()["action"] == "rename", renamed.text
+        assert c.post("/v1/intents/rename", json={"old": "nope", "new": "x"}).json() == {
+            "error": "old: no intent named 'nope'"
+        }
+        assert c.post("/v1/intents/merge", json={"labels": ["pizza"], "into": "x"}).status_code == 422
+        assert c.post("/v1/intents/delete", json={"label": "pizza", "extra": 1}).status_code == 422
+        assert c.post("/v1/snapshots", json={"name": "before-delete"}).json()["name"] == "before-delete"
         assert c.post("/v1/snapshots", json={"name": 3}).status_code == 422
-        assert c.post("/v1/rollback").status_code == 200
+        assert c.post("/v1/intents/delete", json={"label": "pizza"}).status_code == 200
+        assert "pizza" not in server.learner.labels
+        rolled = c.post("/v1/rollback")  # undoes the delete: its automatic snapshot
+        assert rolled.status_code == 200 and rolled.json()["restored"].startswith("auto-"), rolled.text
+        assert "pizza" in server.learner.labels
 
 
 def test_ten_thousand_requests_from_one_client_are_rate_limited(server: Server) -> None:

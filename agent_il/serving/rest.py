@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -33,9 +34,26 @@ class Problem(BaseModel):
     error: str
 
 
-class SnapshotInput(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class _AdminInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a misspelt argument is an error, as for the tools
+
+
+class SnapshotInput(_AdminInput):
     name: str | None = Field(None, description="Letters, digits, '.', '_', '-' (default: a timestamp).")
+
+
+class RenameInput(_AdminInput):
+    old: str = Field(description="The intent to rename.")
+    new: str = Field(description="Its new name, not in use (onto a known intent is a merge).")
+
+
+class MergeInput(_AdminInput):
+    labels: list[str] = Field(min_length=2, description="The intents to merge.")
+    into: str = Field(description="The merged intent: one of them, or a new name.")
+
+
+class DeleteInput(_AdminInput):
+    label: str = Field(description="The intent to retire, with its examples.")
 
 
 def _body_doc(model: type[BaseModel]) -> dict[str, Any]:
@@ -99,19 +117,35 @@ def build_app(access: Access, settings: GuardSettings) -> Guard:
     async def feedback(request: Request) -> ToolResult:
         return await tool(request, CORRECT_INTENT)
 
+    async def administer(request: Request, model: type[BaseModel] | None, run: Callable[..., Any]) -> Any:
+        """An admin's write: its body checked against ``model``, run after any other write."""
+        await authenticated(request, "admin")
+        args = [_validated(model, await _json_object(request))] if model is not None else []
+        return await learner.run_locked(learner.writing, run, *args)
+
     @app.post("/v1/snapshots", responses=errors, openapi_extra=_body_doc(SnapshotInput),
               summary="Snapshot the workspace (admin)")  # fmt: skip
     async def snapshot(request: Request) -> dict[str, Any]:
-        await authenticated(request, "admin")
-        args = _validated(SnapshotInput, await _json_object(request))
-        info = await learner.run_locked(learner.writing, learner.snapshot, args.name)
-        return info.to_dict()
+        return await administer(request, SnapshotInput, lambda a: learner.snapshot(a.name).to_dict())
 
-    @app.post("/v1/rollback", responses=errors, summary="Undo the last learn (admin)")
+    @app.post("/v1/rollback", responses=errors, summary="Undo the last learn or edit (admin)")
     async def rollback(request: Request) -> dict[str, Any]:
-        await authenticated(request, "admin")
-        info = await learner.run_locked(learner.writing, learner.rollback)
-        return {"restored": info.name}
+        return await administer(request, None, lambda: {"restored": learner.rollback().name})
+
+    @app.post("/v1/intents/rename", responses=errors, openapi_extra=_body_doc(RenameInput),
+              summary="Rename an intent (admin)")  # fmt: skip
+    async def rename(request: Request) -> dict[str, Any]:
+        return await administer(request, RenameInput, lambda a: learner.rename_intent(a.old, a.new).to_dict())
+
+    @app.post("/v1/intents/merge", responses=errors, openapi_extra=_body_doc(MergeInput),
+              summary="Merge intents into one (admin)")  # fmt: skip
+    async def merge(request: Request) -> dict[str, Any]:
+        return await administer(request, MergeInput, lambda a: learner.merge_intents(a.labels, a.into).to_dict())
+
+    @app.post("/v1/intents/delete", responses=errors, openapi_extra=_body_doc(DeleteInput),
+              summary="Delete an intent and its examples (admin)")  # fmt: skip
+    async def delete(request: Request) -> dict[str, Any]:
+        return await administer(request, DeleteInput, lambda a: learner.delete_intent(a.label).to_dict())
 
     @app.get("/healthz", summary="Liveness: the process answers")
     async def healthz() -> dict[str, str]:
