@@ -13,6 +13,7 @@ from typing import Any, Literal
 import numpy as np
 
 from agent_il import opening, validation
+from agent_il.concurrency import Concurrency
 from agent_il.config import WorkspaceConfig
 from agent_il.editing import Editing
 from agent_il.encoding.cache import EmbeddingCache
@@ -39,7 +40,7 @@ from agent_il.strategies.heads import Head, head_of, load_head
 from agent_il.upkeep import Upkeep
 
 
-class IntentLearner(Editing, Upkeep, Migration):
+class IntentLearner(Editing, Upkeep, Migration, Concurrency):
     """Class-incremental intent classifier over frozen sentence embeddings, persisted in a
     workspace. Labels may be new or known in any ``learn``; no task id is needed to predict.
     ``snapshots`` (the history), ``inbox`` (inputs it could not place) and ``calibrator`` (when
@@ -134,6 +135,7 @@ class IntentLearner(Editing, Upkeep, Migration):
             raise WorkspaceError(f"{self.location}: head has {classes} classes, labels list {len(state.labels)}")
         self._use_encoder(state)
         self.state, self._head, self._strategy, self._arrays = state, head, strategy, arrays
+        self._served = (state, head)  # what a predict reads, in one assignment (agent_il.concurrency)
 
     def close(self) -> None:
         """Release the workspace (an embedded one can then be opened by another process)."""
@@ -323,21 +325,13 @@ class IntentLearner(Editing, Upkeep, Migration):
             raise WorkspaceError(f"{self.location} has learned nothing yet; call learn() first")
 
     def _predict(self, x: np.ndarray, k: int, evidence: int, texts: list[str] | None, inbox: bool) -> list[Prediction]:
-        out, scores = predicting.predict(self.state, self.head, self._exemplars(), x, k, evidence, self.memory)
+        state, head = self._generation()
+        out, scores = predicting.predict(state, head, self._exemplars(state), x, k, evidence, self.memory)
         if inbox and scores is not None and not all(p.known for p in out):
             rows = [r for r, p in enumerate(out) if not p.known]
             closest = [out[r].top_k[0][0] for r in rows]
             self.inbox.add(x[rows], [texts[r] if texts is not None else None for r in rows], closest, scores[rows])
         return out
-
-    def _exemplars(self) -> Exemplars:
-        """The committed exemplar memory in process, built once per generation."""
-        key = (self.state.generation, self.state.updated)
-        if self._evidence is None or self._evidence[0] != key:
-            # Its class statistics are fitted on the rows as Chroma returns them, not taken from the
-            # learn (which added rows as encoded): a reopened workspace then predicts bit for bit alike.
-            self._evidence = (key, Exemplars(self.memory.load(self.state.live("exemplars")), self.state.labels))
-        return self._evidence[1]
 
     def _class_stats(self, state: WorkspaceState) -> ClassStats | None:
         """The class statistics of ``state``'s exemplars, if this process's last learn made them."""
@@ -366,7 +360,7 @@ class IntentLearner(Editing, Upkeep, Migration):
         fit = None
         if texts is not None:
             fit = self.calibrator.labelled(
-                self.state, self.strategy, self._exemplars, texts, labels, oos_label, self._encode
+                self.state, self.strategy, lambda: self._exemplars(self.state), texts, labels, oos_label, self._encode
             )
         for attempt in self._tx.attempts():
             with attempt:

@@ -814,7 +814,7 @@ def _cold_profile(stats: pstats.Stats) -> dict[str, float]:
         "model_load": ("sentence_transformer/model.py", "__init__"),
         "open_workspace": ("learner.py", "open"),
         "predict": ("learner.py", "predict"),
-        "exemplars_in_process": ("learner.py", "_exemplars"),
+        "exemplars_in_process": ("concurrency.py", "_exemplars"),
         "evidence": ("evidence.py", "nearest"),
     }
     out = {}

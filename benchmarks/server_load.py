@@ -31,6 +31,17 @@ OUT = HERE / "results" / "server_load.json"
 MAX_CLIENTS, MAX_SECONDS = 64, 120
 
 
+def clinc150(per_intent: int = 20) -> tuple[list[str], list[str], dict]:
+    """``per_intent`` train examples of each of CLINC150's 150 intents (texts, labels), and the data set."""
+    data = json.loads(DATA.read_text())
+    per_class: dict[str, list[str]] = {}
+    for text, label in data["train"]:
+        per_class.setdefault(label, []).append(text)
+    texts = [t for ts in per_class.values() for t in ts[:per_intent]]
+    labels = [y for y, ts in per_class.items() for _ in ts[:per_intent]]
+    return texts, labels, data
+
+
 def client(spec: dict) -> None:
     """One agent process: load, say ready, read the common start time, predict until the end."""
     from perf import forget
@@ -106,12 +117,7 @@ def main() -> None:
     from agent_il import IntentLearner
     from agent_il.storage.chroma_server import local_server
 
-    data = json.loads(DATA.read_text())
-    per_class: dict[str, list[str]] = {}
-    for text, label in data["train"]:
-        per_class.setdefault(label, []).append(text)
-    texts = [t for ts in per_class.values() for t in ts[:20]]
-    labels = [y for y, ts in per_class.items() for _ in ts[:20]]
+    texts, labels, data = clinc150()
     queries = [t for t, _ in data["test"][:500]]
     results = []
     with tempfile.TemporaryDirectory() as tmp, local_server(Path(tmp) / "chroma") as url:

@@ -25,9 +25,10 @@ LAYERS: list[set[str]] = [
     {"encoding", "memory", "storage"},
     {"strategies"},
     {"engine", "ood", "inbox"},
-    {"editing", "upkeep", "data", "erasure", "opening", "migration"},
+    {"editing", "upkeep", "data", "erasure", "opening", "migration", "concurrency"},
     {"learner"},
     {"tools", "bench"},
+    {"serving"},
     {"cli"},
 ]
 EXEMPT = {PACKAGE}  # agent_il/__init__.py: public names, imported lazily

@@ -16,7 +16,9 @@ from agent_il.cli.commands import (
     knowledge,
     learning,
     plugins,
+    serving,
     snapshots,
+    tokens,
     transfer,
     workspace,
 )
@@ -39,6 +41,7 @@ ORDER = (
     "snapshot",
     "plugins",
     "serve",
+    "token",
     "intents",
     "examples",
     "inbox",
@@ -109,7 +112,7 @@ def root(
     ctx.obj = Where(chroma_url, workspace_name, tenant, database, wait)
 
 
-for module in (workspace, learning, feedback, snapshots, knowledge, editing, bench, plugins, transfer):
+for module in (workspace, learning, feedback, snapshots, knowledge, editing, bench, plugins, serving, tokens, transfer):
     module.register(app)
 
 

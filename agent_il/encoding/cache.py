@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sqlite3
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -44,6 +45,7 @@ class EmbeddingCache:
         self._db.execute("CREATE TABLE IF NOT EXISTS emb (key BLOB PRIMARY KEY, vec BLOB NOT NULL)")
         self._db.commit()
         self.dim = dim
+        self._lock = threading.Lock()  # one connection, shared by a learn and the predicts beside it
 
     def get_many(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
         found: dict[str, np.ndarray] = {}
@@ -52,7 +54,8 @@ class EmbeddingCache:
         for start in range(0, len(keys), 500):
             chunk = keys[start : start + 500]
             marks = ",".join("?" * len(chunk))
-            rows = self._db.execute(f"SELECT key, vec FROM emb WHERE key IN ({marks})", chunk)
+            with self._lock:
+                rows = self._db.execute(f"SELECT key, vec FROM emb WHERE key IN ({marks})", chunk).fetchall()
             for key, blob in rows:
                 vec = np.frombuffer(blob, dtype=np.float32)
                 if self.dim is None or vec.shape[0] == self.dim:
@@ -61,19 +64,21 @@ class EmbeddingCache:
 
     def put_many(self, texts: Sequence[str], vectors: np.ndarray) -> None:
         rows = [(text_key(t), np.ascontiguousarray(v, dtype=np.float32).tobytes()) for t, v in zip(texts, vectors)]
-        with self._db:
+        with self._lock, self._db:
             self._db.executemany("INSERT OR REPLACE INTO emb (key, vec) VALUES (?, ?)", rows)
 
     def forget(self, texts: Sequence[str]) -> int:
         """Erase the embeddings of ``texts`` (and, by vacuuming, their bytes); returns how many."""
-        with self._db:
+        with self._lock, self._db:
             gone = self._db.executemany("DELETE FROM emb WHERE key = ?", [(text_key(t),) for t in texts]).rowcount
-        self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        self._db.execute("VACUUM")
+        with self._lock:
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self._db.execute("VACUUM")
         return int(gone)
 
     def __len__(self) -> int:
-        return int(self._db.execute("SELECT COUNT(*) FROM emb").fetchone()[0])
+        with self._lock:
+            return int(self._db.execute("SELECT COUNT(*) FROM emb").fetchone()[0])
 
     def close(self) -> None:
         self._db.close()

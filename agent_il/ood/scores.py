@@ -124,9 +124,10 @@ def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """``a @ b``, on torch's threads when torch is loaded (the torch encoder and learning): numpy's
     BLAS keeps a thread pool of its own, and waking it during a predict makes it fight the
     encoder's threads for the same cores (measured on 2 cores: +2-4 ms on every single query).
-    Without torch (the ONNX backend) numpy does it: nothing loads torch for a product."""
+    Without torch (the ONNX backend) numpy does it: nothing loads torch for a product; nor while
+    another thread is still importing it (a learn beside a predict in a server)."""
     torch = sys.modules.get("torch")
-    if torch is None:
+    if torch is None or getattr(getattr(torch, "__spec__", None), "_initializing", False):
         return a @ b
     return (torch.from_numpy(a) @ torch.from_numpy(b)).numpy()
 

@@ -28,6 +28,11 @@ class ServeOptions:
     transport: str  # one of the adapter's transports
     host: str = "127.0.0.1"
     port: int = DEFAULT_PORT
+    # Over HTTP, from `agent-il serve`: agent_il.serving.runner.HttpSettings (tokens, limits, TLS) and
+    # agent_il.serving.access.Access (each call's tools by its token's scope). Typed loosely: this
+    # module sits below agent_il.serving.
+    http: Any = None
+    access: Any = None
 
 
 @dataclass(frozen=True)

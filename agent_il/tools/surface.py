@@ -17,6 +17,7 @@ review (:mod:`agent_il.inbox.review`); when learning is on, it learns it at once
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
 from collections.abc import Callable, Mapping
@@ -118,9 +119,11 @@ SPECS: dict[str, ToolSpec] = {
 
 class IntentTools:
     """The tools over one workspace. Give an open :class:`IntentLearner`, or a workspace path that
-    is opened on first use (``encoder`` shares an already loaded model). Calls are serialised:
-    one learner is not meant to be used from several threads at once, and adapters run tools on
-    worker threads.
+    is opened on first use (``encoder`` shares an already loaded model). Calls may come from many
+    threads (adapters run tools on worker threads; :meth:`acall` on one of its own): reads take
+    turns on the learner's ``reading`` lock, writes on ``writing``, so a classify never waits for a
+    learn and answers from the last committed generation (:mod:`agent_il.concurrency`). Several
+    ``IntentTools`` over one learner (one per token scope) share those locks.
 
     ``inbox``: messages classified as ``unknown`` are kept in the workspace inbox, where the
     operator finds candidate new intents (``agent-il discover``); this changes nothing the agent
@@ -200,8 +203,13 @@ class IntentTools:
             raise ToolError(f"{name} takes an object of named arguments, got {type(arguments).__name__}")
         args = _validated(SPECS[name].input_model, arguments)
         run: Callable[..., ToolResult] = getattr(self, f"_{name}")
-        with self._lock:
+        learner = self.learner
+        with learner.reading if SPECS[name].read_only else learner.writing:
             return run(**dict(args))
+
+    async def acall(self, name: str, arguments: Mapping[str, Any] | None = None) -> ToolResult:
+        """:meth:`call` on a worker thread, so an event loop keeps serving while a tool (a learn) runs."""
+        return await asyncio.to_thread(self.call, name, arguments)
 
     # Typed entry points for Python callers; they take the same path as an adapter's call.
     def classify_intent(self, text: str, k: int = 3) -> Classification:

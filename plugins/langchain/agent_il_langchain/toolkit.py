@@ -10,8 +10,9 @@ agent gets them as an error ``ToolMessage`` and the loop goes on.
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import os
+from collections.abc import Iterator
 from typing import Any, Literal
 
 from langchain_core.callbacks import AsyncCallbackManagerForToolRun, CallbackManagerForToolRun
@@ -19,7 +20,7 @@ from langchain_core.tools import BaseTool, BaseToolkit, ToolException
 from pydantic import BaseModel, ConfigDict, Field
 
 from agent_il.errors import AgentILError
-from agent_il.tools.models import ToolLimits
+from agent_il.tools.models import ToolLimits, ToolResult
 from agent_il.tools.surface import IntentTools, ToolSpec, validation_message
 
 
@@ -53,21 +54,30 @@ class IntentTool(BaseTool):
             self.args_schema.model_validate(tool_input)
         return super()._to_args_and_kwargs(tool_input, tool_call_id)
 
-    def _call(self, arguments: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-        try:
-            result = self.intent_tools.call(self.name, arguments)
-        except AgentILError as exc:
-            raise ToolException(str(exc)) from exc
-        return result.summary(), result.model_dump(mode="json")
-
     def _run(self, run_manager: CallbackManagerForToolRun | None = None, **kwargs: Any) -> tuple[str, dict[str, Any]]:
-        return self._call(kwargs)
+        with _refusals():
+            return _answer(self.intent_tools.call(self.name, kwargs))
 
     async def _arun(
         self, run_manager: AsyncCallbackManagerForToolRun | None = None, **kwargs: Any
     ) -> tuple[str, dict[str, Any]]:
-        # Encoding and learning are CPU work: keep them off the event loop.
-        return await asyncio.to_thread(self._call, kwargs)
+        # Encoding and learning are CPU work: the surface's async call runs them off the event loop.
+        with _refusals():
+            return _answer(await self.intent_tools.acall(self.name, kwargs))
+
+
+def _answer(result: ToolResult) -> tuple[str, dict[str, Any]]:
+    """The line the model reads, and the full result as the artifact."""
+    return result.summary(), result.model_dump(mode="json")
+
+
+@contextlib.contextmanager
+def _refusals() -> Iterator[None]:
+    """The core's refusals as LangChain's ``ToolException``, returned to the model as an error message."""
+    try:
+        yield
+    except AgentILError as exc:
+        raise ToolException(str(exc)) from exc
 
 
 class IntentToolkit(BaseToolkit):

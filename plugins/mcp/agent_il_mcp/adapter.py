@@ -14,7 +14,7 @@ if TYPE_CHECKING:  # the tool surface loads pydantic and numpy: only when servin
 def _serve(tools: IntentTools, options: ServeOptions) -> None:
     from agent_il_mcp.server import serve
 
-    serve(tools, transport=options.transport, host=options.host, port=options.port)
+    serve(tools, options.transport, options.host, options.port, http=options.http, access=options.access)
 
 
 ADAPTER = Adapter(
