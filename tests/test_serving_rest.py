@@ -252,7 +252,7 @@ def test_serve_http_options_are_checked_before_anything_starts(tmp_path: Path) -
     home.mkdir()
     cases = [
         (["--host", "0.0.0.0"], "refusing to bind 0.0.0.0 without authentication"),
-        (["--auth"], "holds no tokens"),
+        (["--auth"], "--auth: no token file"),
         (["--rate-limit", "nan"], "--rate-limit must be"),
         (["--rate-limit", "0"], "--rate-limit must be"),
         (["--max-body-bytes", "-1"], "--max-body-bytes"),

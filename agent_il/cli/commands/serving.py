@@ -45,20 +45,31 @@ def register(app: typer.Typer) -> None:
 
 
 def _tokens(ctx: typer.Context, home: Path | None, tokens: Path | None, auth: bool | None) -> TokenStore | None:
-    """The token file when authentication is on: ``--auth`` requires tokens, ``--no-auth`` turns it
-    off, and by default it is on as soon as the file holds a token."""
+    """The token file when authentication is on. It fails closed: ``--no-auth`` alone turns it off.
+    A file named by ``--tokens`` / ``AGENT_IL_TOKENS`` must exist and hold a token (a typo must not
+    expose the API); a workspace's ``tokens.json``, once made, keeps it on even with every token
+    revoked (each request is then 401); only where no token file was ever made is it off by default."""
     from agent_il.errors import InvalidInputError
+    from agent_il.serving.tokens import TokenStore
 
     if auth is False:
         return None
-    if auth is None and tokens is None and (where(ctx).chroma_url or not home_path(home).is_dir()):
-        return None  # a server workspace keeps no token file (tokens only with --tokens); a missing one none
-    store = token_store(ctx, home, tokens)
-    if not store.tokens():
-        if auth:
-            raise InvalidInputError(f"--auth: {store.path} holds no tokens; make one with agent-il token create NAME")
-        return None
-    return store
+    if tokens is not None:
+        store = TokenStore(tokens)
+        problem = "no such file" if not store.path.is_file() else "no tokens in" if not store.tokens() else None
+        if problem is not None:
+            raise InvalidInputError(
+                f"--tokens: {problem} {store.path}; make a token with agent-il token create NAME --tokens FILE, "
+                "or serve without authentication with --no-auth"
+            )
+        return store
+    if not where(ctx).chroma_url and home_path(home).is_dir():
+        store = token_store(ctx, home, None)
+        if store.path.is_file():
+            return store
+    if auth:
+        raise InvalidInputError("--auth: no token file; make a token with agent-il token create NAME")
+    return None  # no token file was ever made here (a Chroma-server workspace keeps none: --tokens FILE)
 
 
 def _http_settings(ctx: typer.Context, home: Path | None, host: str, options: HttpOptions) -> HttpSettings:
@@ -69,13 +80,20 @@ def _http_settings(ctx: typer.Context, home: Path | None, host: str, options: Ht
     from agent_il.tools import adapters
 
     store = _tokens(ctx, home, options.tokens, options.auth)
-    if not adapters.is_loopback(host) and store is None:
-        if not options.allow_remote:
-            raise InvalidInputError(
-                f"refusing to bind {host} without authentication: make a token (agent-il token create NAME "
-                "--scope read) and serve with it, or pass --allow-remote behind a proxy that authenticates"
+    if store is None:
+        if not adapters.is_loopback(host):
+            if not options.allow_remote:
+                raise InvalidInputError(
+                    f"refusing to bind {host} without authentication: make a token (agent-il token create NAME "
+                    "--scope read) and serve with it, or pass --allow-remote behind a proxy that authenticates"
+                )
+            typer.echo(f"agent-il: WARNING: serving {host} without authentication (--allow-remote)", err=True)
+        else:
+            typer.echo(
+                f"agent-il: WARNING: serving {host} without authentication: any local process may call it "
+                "(agent-il token create NAME turns tokens on)",
+                err=True,
             )
-        typer.echo(f"agent-il: WARNING: serving {host} without authentication (--allow-remote)", err=True)
     hosts = tuple(options.allowed_host or ())
     if not hosts:  # on every address any name may reach it: --allowed-host narrows that
         hosts = ("*",) if host in WILDCARDS else tuple(dict.fromkeys((*LOOPBACK_HOSTS, host.strip("[]"))))
