@@ -121,7 +121,7 @@ def build_app(access: Access, settings: GuardSettings) -> Guard:
         """An admin's write: its body checked against ``model``, run after any other write."""
         await authenticated(request, "admin")
         args = [_validated(model, await _json_object(request))] if model is not None else []
-        return await learner.run_locked(learner.writing, run, *args)
+        return await learner.awrite(run, *args)
 
     @app.post("/v1/snapshots", responses=errors, openapi_extra=_body_doc(SnapshotInput),
               summary="Snapshot the workspace (admin)")  # fmt: skip
