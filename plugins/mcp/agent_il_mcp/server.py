@@ -24,6 +24,7 @@ from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.mcpserver.tools import Tool
 from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase
+from mcp.server.transport_security import TransportSecuritySettings
 from mcp_types import Tool as MCPTool
 from mcp_types import ToolAnnotations
 from pydantic import ConfigDict, WithJsonSchema
@@ -248,7 +249,11 @@ def http_app(tools: IntentTools, access: Access, guard: GuardSettings, url: str,
     """The streamable-HTTP app behind agent-il's guard, with tokens when ``access`` holds them and ``/metrics``."""
     metrics = Metrics(access.learner)
     server = build_server(tools, access=access, metrics=metrics, url=url)
-    return Guard(server.streamable_http_app(host=host), guard, metrics, access.tokens)
+    # The guard checks Host and Origin against the operator's lists (--allowed-host/--allowed-origin):
+    # the SDK's own check, which knows only loopback names, would refuse those with a 421.
+    unchecked = TransportSecuritySettings(enable_dns_rebinding_protection=False)
+    app = server.streamable_http_app(host=host, transport_security=unchecked)
+    return Guard(app, guard, metrics, access.tokens)
 
 
 def _public(host: str) -> str:
