@@ -248,6 +248,28 @@ def test_ten_thousand_requests_from_one_client_are_rate_limited(server: Server) 
     assert len(built.limiter) == 1
 
 
+def test_an_allowed_origin_gets_cors_answers_and_others_are_refused(server: Server) -> None:
+    origin = "https://app.example.com"
+    built = rest.build_app(Access(server.learner, server.store), GuardSettings(allowed_origins=(origin,)))
+    with background(built) as url, httpx.Client(base_url=url, timeout=60) as c:
+        ask = {"origin": origin, "access-control-request-method": "POST"}
+        preflight = c.options(
+            "/v1/classify", headers={**ask, "access-control-request-headers": "authorization, content-type"}
+        )
+        assert preflight.status_code == 200, preflight.text
+        assert preflight.headers["access-control-allow-origin"] == origin
+        assert {"GET", "POST"} <= set(preflight.headers["access-control-allow-methods"].replace(" ", "").split(","))
+        assert "authorization" in preflight.headers["access-control-allow-headers"].lower()
+        assert (
+            c.options("/v1/classify", headers={**ask, "access-control-request-headers": "x-other"}).status_code == 400
+        )
+        headers = {"origin": origin, "authorization": f"Bearer {server.tokens['read']}"}
+        answer = c.post("/v1/classify", json={"text": "i need to pay my water bill"}, headers=headers)
+        assert answer.status_code == 200 and answer.headers["access-control-allow-origin"] == origin
+        foreign = c.options("/v1/classify", headers={**ask, "origin": "https://evil.example"})
+        assert foreign.status_code == 403 and "access-control-allow-origin" not in foreign.headers
+
+
 def test_the_rate_limiter_forgets_the_oldest_clients() -> None:
     limiter = RateLimiter(rate=1, burst=2, max_clients=100)
     assert [limiter.allow("a", now=0.0) for _ in range(3)] == [True, True, False]

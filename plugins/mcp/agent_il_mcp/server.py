@@ -35,7 +35,7 @@ import agent_il
 from agent_il.errors import AgentILError
 from agent_il.serving import runner
 from agent_il.serving.access import TOOL_SCOPES, Access
-from agent_il.serving.guard import Guard, GuardSettings
+from agent_il.serving.guard import CORS_HEADERS, Guard, GuardSettings
 from agent_il.serving.metrics import CONTENT_TYPE, Metrics
 from agent_il.serving.runner import HttpSettings
 from agent_il.serving.tokens import SCOPES
@@ -44,6 +44,9 @@ from agent_il.tools.models import ToolResult
 from agent_il.tools.surface import IntentTools, ToolSpec
 
 TRANSPORTS = {"stdio": "stdio", "http": "streamable-http"}
+# What a browser page of an --allowed-origin may send to, and read from, the streamable-HTTP transport.
+MCP_CORS_HEADERS = (*CORS_HEADERS, "Mcp-Session-Id", "Mcp-Protocol-Version", "Last-Event-ID")
+MCP_CORS_EXPOSE = ("Mcp-Session-Id", "WWW-Authenticate")
 INSTRUCTIONS = (
     "Intent classification for this agent. Call classify_intent on a user's message to learn what they want "
     "(label 'unknown' means it fits no known intent); list_intents shows what is known. correct_intent reports "
@@ -253,7 +256,7 @@ def http_app(tools: IntentTools, access: Access, guard: GuardSettings, url: str,
     # the SDK's own check, which knows only loopback names, would refuse those with a 421.
     unchecked = TransportSecuritySettings(enable_dns_rebinding_protection=False)
     app = server.streamable_http_app(host=host, transport_security=unchecked)
-    return Guard(app, guard, metrics, access.tokens)
+    return Guard(app, guard, metrics, access.tokens, cors_headers=MCP_CORS_HEADERS, cors_expose=MCP_CORS_EXPOSE)
 
 
 def _public(host: str) -> str:
