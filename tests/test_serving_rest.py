@@ -270,6 +270,19 @@ def test_an_allowed_origin_gets_cors_answers_and_others_are_refused(server: Serv
         assert foreign.status_code == 403 and "access-control-allow-origin" not in foreign.headers
 
 
+def test_a_spoofed_x_forwarded_for_does_not_dodge_the_rate_limit(server: Server) -> None:
+    built = rest.build_app(Access(server.learner, server.store), GuardSettings(rate_limit=0.01, burst=1))
+    headers = {"authorization": f"Bearer {server.tokens['read']}"}
+    with background(built) as url, httpx.Client(base_url=url, headers=headers) as c:
+        codes = [c.get("/v1/intents", headers={"x-forwarded-for": f"10.0.0.{i}"}).status_code for i in range(3)]
+        assert codes == [200, 429, 429]  # one client, whatever address it claims
+    trusted = HttpSettings(forwarded_allow_ips=("127.0.0.1",))  # behind a proxy on this host: its header counts
+    built = rest.build_app(Access(server.learner, server.store), GuardSettings(rate_limit=0.01, burst=1))
+    with background(built, trusted) as url, httpx.Client(base_url=url, headers=headers) as c:
+        codes = [c.get("/v1/intents", headers={"x-forwarded-for": f"10.0.0.{i}"}).status_code for i in (1, 2, 1)]
+        assert codes == [200, 200, 429]
+
+
 def test_the_rate_limiter_forgets_the_oldest_clients() -> None:
     limiter = RateLimiter(rate=1, burst=2, max_clients=100)
     assert [limiter.allow("a", now=0.0) for _ in range(3)] == [True, True, False]
@@ -291,6 +304,7 @@ def test_serve_http_options_are_checked_before_anything_starts(tmp_path: Path) -
         (["--max-body-bytes", "-1"], "--max-body-bytes"),
         (["--ssl-certfile", str(tmp_path / "no.pem")], "give both --ssl-certfile and --ssl-keyfile"),
         (["--port", "70000"], "--port"),
+        (["--forwarded-allow-ips", "10.0.0.1,proxy.local"], "--forwarded-allow-ips: 'proxy.local' is not"),
     ]
     for args, message in cases:
         result = runner.invoke(app, ["serve", "http", "--home", str(home), *args])

@@ -38,6 +38,7 @@ class HttpOptions:
     max_body_bytes: str | None
     ssl_certfile: Path | None
     ssl_keyfile: Path | None
+    forwarded_allow_ips: list[str] | None
 
 
 def register(app: typer.Typer) -> None:
@@ -110,7 +111,8 @@ def _http_settings(ctx: typer.Context, home: Path | None, host: str, options: Ht
             "--allow-learning is for serving without tokens; with tokens, learning is granted to tokens made "
             "with --scope learn"
         )
-    return HttpSettings(store, guard, options.ssl_certfile, options.ssl_keyfile)
+    proxies = tuple(p.strip() for given in options.forwarded_allow_ips or () for p in given.split(","))
+    return HttpSettings(store, guard, options.ssl_certfile, options.ssl_keyfile, proxies)
 
 
 def _rate(text: str) -> float:
@@ -173,6 +175,13 @@ def serve(
     ] = None,
     ssl_certfile: Annotated[Path | None, typer.Option("--ssl-certfile", help="TLS certificate (PEM).")] = None,
     ssl_keyfile: Annotated[Path | None, typer.Option("--ssl-keyfile", help="TLS private key (PEM).")] = None,
+    forwarded_allow_ips: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--forwarded-allow-ips",
+            help="Proxy address or network whose X-Forwarded-For counts (repeatable; default: none).",
+        ),
+    ] = None,
     log_json: Annotated[bool, typer.Option("--log-json", help="Logs as one JSON object a line, on stderr.")] = False,
     home: Home = None,
 ) -> None:
@@ -209,6 +218,7 @@ def serve(
         raise InvalidInputError("--host and --port apply to --transport http; stdio talks over stdin/stdout")
     http_only = {"--tokens": tokens, "--auth/--no-auth": auth}
     http_only |= {"--rate-limit": rate_limit, "--ssl-certfile": ssl_certfile, "--max-body-bytes": max_body_bytes}
+    http_only |= {"--forwarded-allow-ips": forwarded_allow_ips}
     if transport == "stdio" and (given := [k for k, v in http_only.items() if v is not None]):
         raise InvalidInputError(f"{', '.join(given)}: only over HTTP; stdio talks over stdin/stdout")
     host, port_n = host or "127.0.0.1", port_n or DEFAULT_PORT
@@ -225,6 +235,7 @@ def serve(
             max_body_bytes,
             ssl_certfile,
             ssl_keyfile,
+            forwarded_allow_ips,
         )
         http = _http_settings(ctx, home, host, options)
     limits = ToolLimits(max_examples=n_examples, max_text_chars=n_chars)
