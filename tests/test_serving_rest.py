@@ -283,6 +283,16 @@ def test_a_spoofed_x_forwarded_for_does_not_dodge_the_rate_limit(server: Server)
         assert codes == [200, 200, 429]
 
 
+def test_a_damaged_token_file_is_a_503_that_names_no_path(server: Server, tmp_path: Path) -> None:
+    damaged = tmp_path / "tokens.json"
+    damaged.write_text("{not json")
+    with background(rest.build_app(Access(server.learner, TokenStore(damaged)), GuardSettings())) as url:
+        for _ in range(2):  # and it keeps serving
+            r = httpx.get(f"{url}/v1/intents", headers={"authorization": f"Bearer {server.tokens['read']}"})
+            assert r.status_code == 503 and str(tmp_path) not in r.text
+            assert r.json() == {"error": "the server cannot read its token file; its log says why"}
+
+
 def test_the_rate_limiter_forgets_the_oldest_clients() -> None:
     limiter = RateLimiter(rate=1, burst=2, max_clients=100)
     assert [limiter.allow("a", now=0.0) for _ in range(3)] == [True, True, False]

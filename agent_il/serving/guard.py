@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
-from agent_il.errors import InvalidInputError
+from agent_il.errors import InvalidInputError, WorkspaceError
 from agent_il.serving.metrics import Metrics
 from agent_il.serving.tokens import TokenStore, bearer
 
@@ -145,7 +145,10 @@ class Guard:
     def _token_name(self, scope: Scope) -> str:
         """The name of the stored token the request carried, ``-`` for none (never the token)."""
         token = bearer(_headers(scope).get("authorization"))
-        found = self.tokens.verify(token) if self.tokens is not None and token is not None else None
+        try:
+            found = self.tokens.verify(token) if self.tokens is not None and token is not None else None
+        except WorkspaceError:  # a damaged token file: the request was answered 503, the error logged
+            return "-"
         return found.name if found is not None else "-"
 
     def _refusal(self, scope: Scope) -> tuple[int, str, dict[str, str]] | None:

@@ -167,7 +167,7 @@ class TokenVerifier:
         self.access = access
 
     async def verify_token(self, token: str) -> AccessToken | None:
-        found = self.access.tokens.verify(token) if self.access.tokens is not None else None
+        found = self.access.verify(token)
         if found is None:
             return None
         scopes = list(SCOPES[: SCOPES.index(found.scope) + 1])
