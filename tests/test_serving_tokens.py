@@ -52,6 +52,10 @@ def test_token_commands(tmp_path: Path) -> None:
     runner = CliRunner()
     home = tmp_path / "kb"
     home.mkdir()
+    plain = runner.invoke(app, ["token", "create", "ci", "--home", str(home)])  # a directory, not a workspace
+    assert plain.exit_code == 1 and plain.output.startswith(f"error: no workspace at {home}")
+    assert not (home / "tokens.json").exists()
+    assert runner.invoke(app, ["init", "--home", str(home)]).exit_code == 0
     made = runner.invoke(app, ["token", "create", "ci", "--scope", "admin", "--home", str(home), "--json"])
     assert made.exit_code == 0, made.output
     token = json.loads(made.stdout)["token"]

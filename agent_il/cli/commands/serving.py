@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from agent_il.cli.commands.tokens import TokensFile, token_store
+from agent_il.cli.commands.tokens import TokensFile
 from agent_il.cli.context import Home, guarded, home_path, open_learner, where
 
 if TYPE_CHECKING:
@@ -51,7 +51,7 @@ def _tokens(ctx: typer.Context, home: Path | None, tokens: Path | None, auth: bo
     expose the API); a workspace's ``tokens.json``, once made, keeps it on even with every token
     revoked (each request is then 401); only where no token file was ever made is it off by default."""
     from agent_il.errors import InvalidInputError
-    from agent_il.serving.tokens import TokenStore
+    from agent_il.serving.tokens import TOKENS_FILE, TokenStore
 
     if auth is False:
         return None
@@ -64,10 +64,8 @@ def _tokens(ctx: typer.Context, home: Path | None, tokens: Path | None, auth: bo
                 "or serve without authentication with --no-auth"
             )
         return store
-    if not where(ctx).chroma_url and home_path(home).is_dir():
-        store = token_store(ctx, home, None)
-        if store.path.is_file():
-            return store
+    if not where(ctx).chroma_url and (home_path(home) / TOKENS_FILE).is_file():
+        return TokenStore(home_path(home) / TOKENS_FILE)
     if auth:
         raise InvalidInputError("--auth: no token file; make a token with agent-il token create NAME")
     return None  # no token file was ever made here (a Chroma-server workspace keeps none: --tokens FILE)
