@@ -325,8 +325,14 @@ def test_serve_http_options_are_checked_before_anything_starts(tmp_path: Path) -
     TokenStore(home / "tokens.json").create("ops", "read")
     learning = runner.invoke(app, ["serve", "http", "--home", str(home), "--allow-learning"])
     assert learning.exit_code == 1 and "--scope learn" in learning.output
-    stdio = runner.invoke(app, ["serve", "mcp", "--home", str(home), "--rate-limit", "5"])
-    assert stdio.exit_code == 1 and "--rate-limit: only over HTTP" in stdio.output
+    http_only = [["--rate-limit", "5"], ["--allowed-host", "a.example"], ["--allowed-origin", "https://a.example"]]
+    http_only += [["--ssl-keyfile", "k.pem"], ["--forwarded-allow-ips", "10.0.0.1"], ["--allow-remote"], ["--log-json"]]
+    for flag in http_only:
+        stdio = runner.invoke(app, ["serve", "mcp", "--home", str(home), *flag])
+        assert (
+            stdio.exit_code == 1
+            and stdio.output == f"error: {flag[0]}: only over HTTP; stdio talks over stdin/stdout\n"
+        )
 
 
 def test_tls(server: Server, tmp_path: Path) -> None:
@@ -395,9 +401,9 @@ def test_agent_il_serve_http_as_deployed(learned_seed: Path, tmp_path: Path) -> 
         proc.terminate()
         proc.wait(timeout=30)
         log.close()
-    lines = (tmp_path / "serve.log").read_text().splitlines()
-    assert lines[0].startswith("agent-il: serving http at http://127.0.0.1:") and "bearer tokens" in lines[0]
-    records = [json.loads(line) for line in lines[1:]]  # every log line after the banner is one JSON object
+    records = [json.loads(line) for line in (tmp_path / "serve.log").read_text().splitlines()]  # each one JSON object
+    banner = records[0]["message"]
+    assert banner.startswith("agent-il: serving http at http://127.0.0.1:") and "bearer tokens" in banner
     access = [r for r in records if r["logger"] == "agent_il.serving.access"]
     assert {r["token"] for r in access if r["path"].startswith("/v1/")} == {"teacher"}
     assert {"status", "seconds", "method", "client"} <= set(access[0])

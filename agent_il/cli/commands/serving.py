@@ -6,6 +6,7 @@ adapter gets an :class:`agent_il.tools.surface.IntentTools` and the HTTP setting
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -39,6 +40,7 @@ class HttpOptions:
     ssl_certfile: Path | None
     ssl_keyfile: Path | None
     forwarded_allow_ips: list[str] | None
+    log_json: bool
 
 
 def register(app: typer.Typer) -> None:
@@ -86,12 +88,13 @@ def _http_settings(ctx: typer.Context, home: Path | None, host: str, options: Ht
                     f"refusing to bind {host} without authentication: make a token (agent-il token create NAME "
                     "--scope read) and serve with it, or pass --allow-remote behind a proxy that authenticates"
                 )
-            typer.echo(f"agent-il: WARNING: serving {host} without authentication (--allow-remote)", err=True)
+            _say(f"WARNING: serving {host} without authentication (--allow-remote)", options.log_json, logging.WARNING)
         else:
-            typer.echo(
-                f"agent-il: WARNING: serving {host} without authentication: any local process may call it "
+            _say(
+                f"WARNING: serving {host} without authentication: any local process may call it "
                 "(agent-il token create NAME turns tokens on)",
-                err=True,
+                options.log_json,
+                logging.WARNING,
             )
     hosts = tuple(options.allowed_host or ())
     if not hosts:  # on every address any name may reach it: --allowed-host narrows that
@@ -216,7 +219,9 @@ def serve(
         raise InvalidInputError("--host and --port apply to --transport http; stdio talks over stdin/stdout")
     http_only = {"--tokens": tokens, "--auth/--no-auth": auth}
     http_only |= {"--rate-limit": rate_limit, "--ssl-certfile": ssl_certfile, "--max-body-bytes": max_body_bytes}
+    http_only |= {"--ssl-keyfile": ssl_keyfile, "--allowed-host": allowed_host, "--allowed-origin": allowed_origin}
     http_only |= {"--forwarded-allow-ips": forwarded_allow_ips}
+    http_only |= {"--allow-remote": allow_remote or None, "--log-json": log_json or None}
     if transport == "stdio" and (given := [k for k, v in http_only.items() if v is not None]):
         raise InvalidInputError(f"{', '.join(given)}: only over HTTP; stdio talks over stdin/stdout")
     host, port_n = host or "127.0.0.1", port_n or DEFAULT_PORT
@@ -234,6 +239,7 @@ def serve(
             ssl_certfile,
             ssl_keyfile,
             forwarded_allow_ips,
+            log_json,
         )
         http = _http_settings(ctx, home, host, options)
     limits = ToolLimits(max_examples=n_examples, max_text_chars=n_chars)
@@ -252,7 +258,7 @@ def serve(
             learner.predict(["warm up"], inbox=False)
         if http.tokens is not None or allow_learning:
             learner.prepare_to_learn()
-        _announce(adapter, http, host, port_n, allow_learning)
+        _announce(adapter, http, host, port_n, allow_learning, log_json)
         if plugin is None:
             from agent_il.serving import rest, runner
 
@@ -264,9 +270,16 @@ def serve(
         learner.close()
 
 
-def _announce(adapter: str, http: HttpSettings, host: str, port: int, allow_learning: bool) -> None:
+def _announce(adapter: str, http: HttpSettings, host: str, port: int, allow_learning: bool, log_json: bool) -> None:
     if http.tokens is not None:
         auth = f"bearer tokens from {http.tokens.path}; learning for tokens with --scope learn"
     else:
         auth = "no authentication; learning " + ("enabled" if allow_learning else "disabled (--allow-learning)")
-    typer.echo(f"agent-il: serving {adapter} at {http.scheme}://{host}:{port}; {auth}", err=True)
+    _say(f"serving {adapter} at {http.scheme}://{host}:{port}; {auth}", log_json)
+
+
+def _say(message: str, log_json: bool, level: int = logging.INFO) -> None:
+    """A line of the command itself on stderr, where the logs go: one JSON object under --log-json."""
+    from agent_il.serving import logs
+
+    typer.echo(logs.line(f"agent-il: {message}", log_json, level), err=True)
