@@ -293,6 +293,18 @@ def test_a_damaged_token_file_is_a_503_that_names_no_path(server: Server, tmp_pa
             assert r.json() == {"error": "the server cannot read its token file; its log says why"}
 
 
+def test_readyz_reads_the_workspace(learned_seed: Path, tmp_path: Path, tool_encoder) -> None:
+    home = shutil.copytree(learned_seed, tmp_path / "kb")
+    with IntentLearner.open(home, encoder=tool_encoder) as learner:
+        with background(rest.build_app(Access(learner, None), GuardSettings())) as url:
+            assert httpx.get(f"{url}/readyz").json()["ready"] is True
+            (home / "state.json").rename(tmp_path / "away.json")  # as a lost volume would
+            gone = httpx.get(f"{url}/readyz")
+            assert gone.status_code == 503 and gone.json()["reason"] == "the workspace cannot be read"
+            (tmp_path / "away.json").rename(home / "state.json")
+            assert httpx.get(f"{url}/readyz").status_code == 200
+
+
 def test_the_rate_limiter_forgets_the_oldest_clients() -> None:
     limiter = RateLimiter(rate=1, burst=2, max_clients=100)
     assert [limiter.allow("a", now=0.0) for _ in range(3)] == [True, True, False]
