@@ -6,12 +6,15 @@ together in one assignment (``_served``), never a new state with an old head. Wr
 ``writing``; predicts take turns on ``reading`` (they share the encoder's embedding cache and the
 evidence built per generation); neither lock waits for the other, so a predict never waits for a
 learn to finish. ``apredict`` / ``alearn`` run the work on a worker thread under those locks, so an
-event loop keeps serving."""
+event loop keeps serving. An async write first waits for its turn on the event loop
+(:meth:`write_turn`), not in a worker thread: queued writes then hold no thread of the loop's pool,
+and the predicts that need one are never queued behind them."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -46,6 +49,13 @@ class Concurrency:
         """Held by each learn of :meth:`alearn` (and of the tool surface): writes take turns."""
         return self.__dict__.setdefault("_writing", threading.Lock())
 
+    def write_turn(self) -> asyncio.Lock:
+        """The running event loop's turn for this learner's async writes: awaited before a write
+        takes a worker thread, so at most one thread per loop waits on :attr:`writing`."""
+        turns = self.__dict__.setdefault("_write_turns", weakref.WeakKeyDictionary())
+        with self.__dict__.setdefault("_turns_lock", threading.Lock()):
+            return turns.setdefault(asyncio.get_running_loop(), asyncio.Lock())
+
     def _generation(self) -> tuple[WorkspaceState, Head]:
         """The committed state and its head, read together."""
         state, head = self._served
@@ -76,21 +86,26 @@ class Concurrency:
         self, texts: Sequence[str], k: int = 3, evidence: int = 3, inbox: bool = True
     ) -> list[Prediction]:
         """:meth:`predict` on a worker thread; it answers from the last committed generation,
-        also while a learn runs."""
-        return await self.run_locked(self.reading, self.predict, list(texts), k=k, evidence=evidence, inbox=inbox)
+        also while a learn runs or writes are queued."""
+        return await self.aread(self.predict, list(texts), k=k, evidence=evidence, inbox=inbox)
 
     async def alearn(
         self, texts: Sequence[str], labels: Sequence[str], task: str | None = None, holdout: float = 0.0
     ) -> LearnReport:
         """:meth:`learn` on a worker thread, after any other write of this learner."""
-        return await self.run_locked(self.writing, self.learn, list(texts), list(labels), task=task, holdout=holdout)
+        return await self.awrite(self.learn, list(texts), list(labels), task=task, holdout=holdout)
 
-    @staticmethod
-    async def run_locked(lock: threading.Lock, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """``fn(*args, **kwargs)`` under ``lock`` on a worker thread, off the event loop."""
+    async def aread(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """``fn(*args, **kwargs)`` under :attr:`reading` on a worker thread, off the event loop."""
+        return await asyncio.to_thread(_locked, self.reading, fn, *args, **kwargs)
 
-        def run() -> T:
-            with lock:
-                return fn(*args, **kwargs)
+    async def awrite(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """``fn(*args, **kwargs)`` under :attr:`writing` on a worker thread, once it is this
+        write's turn (:meth:`write_turn`): waiting writes take no thread from the reads."""
+        async with self.write_turn():
+            return await asyncio.to_thread(_locked, self.writing, fn, *args, **kwargs)
 
-        return await asyncio.to_thread(run)
+
+def _locked(lock: threading.Lock, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    with lock:
+        return fn(*args, **kwargs)

@@ -4,9 +4,10 @@ run on worker threads; a predict reads the last committed generation and never w
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -22,22 +23,69 @@ def learner(learned_seed: Path, tmp_path_factory: pytest.TempPathFactory, tool_e
         yield opened
 
 
+POOL = min(32, (os.cpu_count() or 1) + 4)  # the threads of asyncio's default executor
+PAY = "i need to pay my water bill"
+
+
+async def _answered_fast(call: Callable[[], Awaitable[object]], times: int = 5) -> None:
+    """``call`` started and finished ``times`` times, each within 2 s (it must not queue behind writes)."""
+    for _ in range(times):
+        start = time.perf_counter()
+        await asyncio.wait_for(call(), 10)
+        assert time.perf_counter() - start < 2
+
+
+def test_predicts_start_and_finish_while_more_writes_than_threads_queue(learner: IntentLearner) -> None:
+    wrote: list[int] = []
+
+    async def main() -> None:
+        with learner.writing:  # as a long learn would
+            writes = [asyncio.create_task(learner.awrite(wrote.append, i)) for i in range(POOL + 2)]
+            await asyncio.sleep(0.2)  # they queue
+            await _answered_fast(lambda: learner.apredict([PAY], inbox=False))
+            assert not wrote  # every write still waits
+        await asyncio.gather(*writes)
+        assert wrote == list(range(POOL + 2))  # then they ran, one at a time, in turn
+
+    asyncio.run(main())
+
+
+def test_the_surface_classifies_while_more_corrections_than_threads_queue(learner: IntentLearner) -> None:
+    tools = IntentTools(learner)  # learning off: a correction is a write that queues it for review
+
+    async def main() -> None:
+        with learner.writing:
+            writes = [
+                asyncio.create_task(tools.acall("correct_intent", {"text": f"pay it {i}", "label": "pay_bill"}))
+                for i in range(POOL + 2)
+            ]
+            await asyncio.sleep(0.2)
+            await _answered_fast(lambda: tools.acall("classify_intent", {"text": PAY}))
+            assert not any(w.done() for w in writes)
+        assert {r.status for r in await asyncio.gather(*writes)} == {"queued"}  # type: ignore[attr-defined]
+
+    asyncio.run(main())
+
+
 def test_apredict_answers_while_alearn_runs(learner: IntentLearner) -> None:
     texts = [f"please book table number {i} at the bistro" for i in range(80)]
     before = learner.state.generation
 
-    async def main() -> tuple[list[tuple[float, str, int]], float]:
-        learning = asyncio.create_task(learner.alearn(texts, ["book_table"] * len(texts), task="tables"))
+    def learn() -> float:
+        learner.learn(texts, ["book_table"] * len(texts), task="tables")
+        return time.perf_counter()  # when the learn committed, taken in its own thread
+
+    async def main() -> tuple[list[tuple[float, str]], float]:
+        learning = asyncio.create_task(learner.awrite(learn))
         answers = []
         while not learning.done():
-            p = (await learner.apredict(["i need to pay my water bill"], inbox=False))[0]
-            answers.append((time.perf_counter(), p.label, len(p.top_k)))
-        await learning
-        return answers, time.perf_counter()
+            p = (await learner.apredict([PAY], inbox=False))[0]
+            answers.append((time.perf_counter(), p.label))
+        return answers, await learning
 
-    answers, finished = asyncio.run(main())
-    assert len(answers) >= 2 and all(label == "pay_bill" for _, label, _ in answers)
-    assert sum(t < finished for t, _, _ in answers) >= 2  # answered while the learn ran
+    answers, committed = asyncio.run(main())
+    assert all(label == "pay_bill" for _, label in answers)
+    assert sum(t < committed for t, _ in answers) >= 2  # answered before the learn committed
     assert learner.state.generation == before + 1 and "book_table" in learner.labels
 
 

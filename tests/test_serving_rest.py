@@ -41,7 +41,7 @@ class Server:
 
     def client(self, scope: str | None = "read", **kwargs: Any) -> httpx.Client:
         headers = {"authorization": f"Bearer {self.tokens[scope]}"} if scope else {}
-        return httpx.Client(base_url=self.url, headers=headers, timeout=60, **kwargs)
+        return httpx.Client(base_url=self.url, headers=headers, **{"timeout": 60, **kwargs})
 
 
 @pytest.fixture(scope="module")
@@ -175,30 +175,41 @@ def test_metrics_count_exactly_the_calls_made(server: Server) -> None:
     assert metric(after, "agent_il_exemplars") > 0 and metric(after, "agent_il_inbox_size") >= 1
 
 
-def test_classify_answers_while_a_learn_runs(server: Server) -> None:
+POOL = min(32, (os.cpu_count() or 1) + 4)  # the threads of asyncio's default executor
+
+
+def test_classify_answers_while_writes_queue_behind_a_held_write_lock(server: Server) -> None:
+    """A write holds the learner's lock; a learn and more admin writes than the server has worker
+    threads queue behind it; classify calls and /metrics still start and finish, fast, meanwhile."""
     examples = [f"please order pizza number {i} with ham" for i in range(100)]
-    done: dict[str, Any] = {}
+    done: dict[str, httpx.Response] = {}
 
-    def learn() -> None:
-        with server.client("learn") as c:
-            done["response"] = c.post("/v1/learn", json={"label": "order_pizza", "examples": examples})
-            done["at"] = time.perf_counter()
+    def write(key: str, scope: str, path: str, body: dict[str, Any]) -> None:
+        with server.client(scope) as c:
+            done[key] = c.post(path, json=body)
 
-    with server.client("read") as c:
+    with server.client("read", timeout=5) as c:
         c.post("/v1/classify", json={"text": "warm"})
-        worker = threading.Thread(target=learn)
-        worker.start()
-        answered = []
-        while worker.is_alive():
-            r = c.post("/v1/classify", json={"text": "i need to pay my water bill"})
-            assert r.status_code == 200
-            answered.append(time.perf_counter())
-        worker.join()
-    assert done["response"].status_code == 200, done["response"].text
-    assert done["response"].json()["new_intent"] is True and "order_pizza" in server.learner.labels
-    during = sum(t < done["at"] for t in answered)
-    print(f"classify calls answered during the learn: {during}")
-    assert during >= 2  # answered during the learn, not queued behind it
+        jobs: list[tuple[str, str, str, dict[str, Any]]] = [
+            ("learn", "learn", "/v1/learn", {"label": "order_pizza", "examples": examples})
+        ]
+        jobs += [(f"s{i}", "admin", "/v1/snapshots", {"name": f"queued-{i}"}) for i in range(POOL + 2)]
+        writers = [threading.Thread(target=write, args=job) for job in jobs]
+        with server.learner.writing:  # as a long learn would
+            for w in writers:
+                w.start()
+            time.sleep(0.5)  # the writes arrive and queue
+            for _ in range(5):
+                start = time.perf_counter()
+                r = c.post("/v1/classify", json={"text": "i need to pay my water bill"})
+                assert r.status_code == 200 and r.json()["label"] == "pay_bill"
+                assert time.perf_counter() - start < 2
+            assert c.get("/metrics").status_code == 200
+            assert not done and all(w.is_alive() for w in writers)  # every write still waits
+        for w in writers:
+            w.join(120)
+    assert {k: r.status_code for k, r in done.items()} == {k: 200 for k in done} and len(done) == POOL + 3
+    assert done["learn"].json()["new_intent"] is True and "order_pizza" in server.learner.labels
     with server.client("learn") as c:  # a learned correction, then the admin's undo
         fixed = c.post("/v1/feedback", json={"text": "a pizza please", "label": "order_pizza"}).json()
         assert fixed["status"] == "learned" and fixed["undo"] == "agent-il rollback"
@@ -237,6 +248,63 @@ def test_ten_thousand_requests_from_one_client_are_rate_limited(server: Server) 
     assert len(built.limiter) == 1
 
 
+def test_an_allowed_origin_gets_cors_answers_and_others_are_refused(server: Server) -> None:
+    origin = "https://app.example.com"
+    built = rest.build_app(Access(server.learner, server.store), GuardSettings(allowed_origins=(origin,)))
+    with background(built) as url, httpx.Client(base_url=url, timeout=60) as c:
+        ask = {"origin": origin, "access-control-request-method": "POST"}
+        preflight = c.options(
+            "/v1/classify", headers={**ask, "access-control-request-headers": "authorization, content-type"}
+        )
+        assert preflight.status_code == 200, preflight.text
+        assert preflight.headers["access-control-allow-origin"] == origin
+        assert {"GET", "POST"} <= set(preflight.headers["access-control-allow-methods"].replace(" ", "").split(","))
+        assert "authorization" in preflight.headers["access-control-allow-headers"].lower()
+        assert (
+            c.options("/v1/classify", headers={**ask, "access-control-request-headers": "x-other"}).status_code == 400
+        )
+        headers = {"origin": origin, "authorization": f"Bearer {server.tokens['read']}"}
+        answer = c.post("/v1/classify", json={"text": "i need to pay my water bill"}, headers=headers)
+        assert answer.status_code == 200 and answer.headers["access-control-allow-origin"] == origin
+        foreign = c.options("/v1/classify", headers={**ask, "origin": "https://evil.example"})
+        assert foreign.status_code == 403 and "access-control-allow-origin" not in foreign.headers
+
+
+def test_a_spoofed_x_forwarded_for_does_not_dodge_the_rate_limit(server: Server) -> None:
+    built = rest.build_app(Access(server.learner, server.store), GuardSettings(rate_limit=0.01, burst=1))
+    headers = {"authorization": f"Bearer {server.tokens['read']}"}
+    with background(built) as url, httpx.Client(base_url=url, headers=headers) as c:
+        codes = [c.get("/v1/intents", headers={"x-forwarded-for": f"10.0.0.{i}"}).status_code for i in range(3)]
+        assert codes == [200, 429, 429]  # one client, whatever address it claims
+    trusted = HttpSettings(forwarded_allow_ips=("127.0.0.1",))  # behind a proxy on this host: its header counts
+    built = rest.build_app(Access(server.learner, server.store), GuardSettings(rate_limit=0.01, burst=1))
+    with background(built, trusted) as url, httpx.Client(base_url=url, headers=headers) as c:
+        codes = [c.get("/v1/intents", headers={"x-forwarded-for": f"10.0.0.{i}"}).status_code for i in (1, 2, 1)]
+        assert codes == [200, 200, 429]
+
+
+def test_a_damaged_token_file_is_a_503_that_names_no_path(server: Server, tmp_path: Path) -> None:
+    damaged = tmp_path / "tokens.json"
+    damaged.write_text("{not json")
+    with background(rest.build_app(Access(server.learner, TokenStore(damaged)), GuardSettings())) as url:
+        for _ in range(2):  # and it keeps serving
+            r = httpx.get(f"{url}/v1/intents", headers={"authorization": f"Bearer {server.tokens['read']}"})
+            assert r.status_code == 503 and str(tmp_path) not in r.text
+            assert r.json() == {"error": "the server cannot read its token file; its log says why"}
+
+
+def test_readyz_reads_the_workspace(learned_seed: Path, tmp_path: Path, tool_encoder) -> None:
+    home = shutil.copytree(learned_seed, tmp_path / "kb")
+    with IntentLearner.open(home, encoder=tool_encoder) as learner:
+        with background(rest.build_app(Access(learner, None), GuardSettings())) as url:
+            assert httpx.get(f"{url}/readyz").json()["ready"] is True
+            (home / "state.json").rename(tmp_path / "away.json")  # as a lost volume would
+            gone = httpx.get(f"{url}/readyz")
+            assert gone.status_code == 503 and gone.json()["reason"] == "the workspace cannot be read"
+            (tmp_path / "away.json").rename(home / "state.json")
+            assert httpx.get(f"{url}/readyz").status_code == 200
+
+
 def test_the_rate_limiter_forgets_the_oldest_clients() -> None:
     limiter = RateLimiter(rate=1, burst=2, max_clients=100)
     assert [limiter.allow("a", now=0.0) for _ in range(3)] == [True, True, False]
@@ -252,12 +320,13 @@ def test_serve_http_options_are_checked_before_anything_starts(tmp_path: Path) -
     home.mkdir()
     cases = [
         (["--host", "0.0.0.0"], "refusing to bind 0.0.0.0 without authentication"),
-        (["--auth"], "holds no tokens"),
+        (["--auth"], "--auth: no token file"),
         (["--rate-limit", "nan"], "--rate-limit must be"),
         (["--rate-limit", "0"], "--rate-limit must be"),
         (["--max-body-bytes", "-1"], "--max-body-bytes"),
         (["--ssl-certfile", str(tmp_path / "no.pem")], "give both --ssl-certfile and --ssl-keyfile"),
         (["--port", "70000"], "--port"),
+        (["--forwarded-allow-ips", "10.0.0.1,proxy.local"], "--forwarded-allow-ips: 'proxy.local' is not"),
     ]
     for args, message in cases:
         result = runner.invoke(app, ["serve", "http", "--home", str(home), *args])
@@ -268,8 +337,14 @@ def test_serve_http_options_are_checked_before_anything_starts(tmp_path: Path) -
     TokenStore(home / "tokens.json").create("ops", "read")
     learning = runner.invoke(app, ["serve", "http", "--home", str(home), "--allow-learning"])
     assert learning.exit_code == 1 and "--scope learn" in learning.output
-    stdio = runner.invoke(app, ["serve", "mcp", "--home", str(home), "--rate-limit", "5"])
-    assert stdio.exit_code == 1 and "--rate-limit: only over HTTP" in stdio.output
+    http_only = [["--rate-limit", "5"], ["--allowed-host", "a.example"], ["--allowed-origin", "https://a.example"]]
+    http_only += [["--ssl-keyfile", "k.pem"], ["--forwarded-allow-ips", "10.0.0.1"], ["--allow-remote"], ["--log-json"]]
+    for flag in http_only:
+        stdio = runner.invoke(app, ["serve", "mcp", "--home", str(home), *flag])
+        assert (
+            stdio.exit_code == 1
+            and stdio.output == f"error: {flag[0]}: only over HTTP; stdio talks over stdin/stdout\n"
+        )
 
 
 def test_tls(server: Server, tmp_path: Path) -> None:
@@ -338,9 +413,9 @@ def test_agent_il_serve_http_as_deployed(learned_seed: Path, tmp_path: Path) -> 
         proc.terminate()
         proc.wait(timeout=30)
         log.close()
-    lines = (tmp_path / "serve.log").read_text().splitlines()
-    assert lines[0].startswith("agent-il: serving http at http://127.0.0.1:") and "bearer tokens" in lines[0]
-    records = [json.loads(line) for line in lines[1:]]  # every log line after the banner is one JSON object
+    records = [json.loads(line) for line in (tmp_path / "serve.log").read_text().splitlines()]  # each one JSON object
+    banner = records[0]["message"]
+    assert banner.startswith("agent-il: serving http at http://127.0.0.1:") and "bearer tokens" in banner
     access = [r for r in records if r["logger"] == "agent_il.serving.access"]
     assert {r["token"] for r in access if r["path"].startswith("/v1/")} == {"teacher"}
     assert {"status", "seconds", "method", "client"} <= set(access[0])

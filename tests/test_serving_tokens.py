@@ -52,6 +52,10 @@ def test_token_commands(tmp_path: Path) -> None:
     runner = CliRunner()
     home = tmp_path / "kb"
     home.mkdir()
+    plain = runner.invoke(app, ["token", "create", "ci", "--home", str(home)])  # a directory, not a workspace
+    assert plain.exit_code == 1 and plain.output.startswith(f"error: no workspace at {home}")
+    assert not (home / "tokens.json").exists()
+    assert runner.invoke(app, ["init", "--home", str(home)]).exit_code == 0
     made = runner.invoke(app, ["token", "create", "ci", "--scope", "admin", "--home", str(home), "--json"])
     assert made.exit_code == 0, made.output
     token = json.loads(made.stdout)["token"]
@@ -67,3 +71,40 @@ def test_token_commands(tmp_path: Path) -> None:
     assert server.exit_code == 1 and "--tokens" in server.output
     assert runner.invoke(app, ["token", "revoke", "ci", "--home", str(home)]).exit_code == 0
     assert TokenStore(home / "tokens.json").verify(token) is None
+
+
+def _serve(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> tuple[int, list[str]]:
+    """``agent-il serve http`` over ``tmp_path/kb``, a directory that is no workspace: it stops at
+    opening it, after deciding on authentication. The exit code and the output's lines."""
+    home = tmp_path / "kb"
+    home.mkdir(exist_ok=True)
+    result = CliRunner().invoke(app, ["serve", "http", "--home", str(home), *args], env=env)
+    return result.exit_code, result.output.strip().splitlines()
+
+
+def test_a_named_token_file_that_is_missing_or_empty_is_an_error(tmp_path: Path) -> None:
+    typo = tmp_path / "tokns.json"
+    code, lines = _serve(tmp_path, "--tokens", str(typo))
+    assert code == 1 and len(lines) == 1 and lines[0].startswith(f"error: --tokens: no such file {typo}")
+    code, lines = _serve(tmp_path, env={"AGENT_IL_TOKENS": str(typo)})
+    assert code == 1 and len(lines) == 1 and "no such file" in lines[0]
+    empty = tmp_path / "empty.json"
+    TokenStore(empty).create("gone", "read")
+    TokenStore(empty).revoke("gone")
+    code, lines = _serve(tmp_path, "--tokens", str(empty), "--host", "0.0.0.0")
+    assert code == 1 and len(lines) == 1 and lines[0].startswith(f"error: --tokens: no tokens in {empty}")
+    code, lines = _serve(tmp_path, "--tokens", str(typo), "--no-auth")  # the operator's explicit choice
+    assert code == 1 and "WARNING: serving 127.0.0.1 without authentication" in lines[0]
+    assert "no workspace at" in lines[-1]
+
+
+def test_a_workspace_token_file_keeps_authentication_on_with_every_token_revoked(tmp_path: Path) -> None:
+    code, lines = _serve(tmp_path)  # no token file was ever made: off, and said so
+    assert code == 1 and "WARNING: serving 127.0.0.1 without authentication" in lines[0]
+    store = TokenStore(tmp_path / "kb" / "tokens.json")
+    store.create("ops", "read")
+    store.revoke("ops")
+    code, lines = _serve(tmp_path, "--host", "0.0.0.0")  # on: no refusal to bind, no warning
+    assert code == 1 and lines == [lines[-1]] and "no workspace at" in lines[-1], lines
+    code, lines = _serve(tmp_path, "--no-auth")
+    assert "WARNING: serving 127.0.0.1 without authentication" in lines[0]

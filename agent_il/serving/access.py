@@ -6,10 +6,11 @@ as for stdio."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from agent_il.errors import AgentILError
+from agent_il.errors import AgentILError, WorkspaceError
 from agent_il.serving.tokens import SCOPES, TokenInfo, TokenStore, bearer, scope_allows
 from agent_il.tools.models import ToolLimits
 from agent_il.tools.surface import CLASSIFY_INTENT, CORRECT_INTENT, LEARN_INTENT, LIST_INTENTS, IntentTools
@@ -17,6 +18,7 @@ from agent_il.tools.surface import CLASSIFY_INTENT, CORRECT_INTENT, LEARN_INTENT
 if TYPE_CHECKING:
     from agent_il.learner import IntentLearner
 
+log = logging.getLogger("agent_il.serving")
 TOOL_SCOPES = {CLASSIFY_INTENT: "read", LIST_INTENTS: "read", CORRECT_INTENT: "learn", LEARN_INTENT: "learn"}
 
 
@@ -63,10 +65,21 @@ class Access:
         token = bearer(authorization)
         if token is None:
             raise Unauthorized("missing bearer token: send Authorization: Bearer <token>")
-        found = self.tokens.verify(token)
+        found = self.verify(token)
         if found is None:
             raise Unauthorized("invalid or revoked token")
         return found
+
+    def verify(self, token: str) -> TokenInfo | None:
+        """The stored token ``token`` is (None: unknown, or authentication off). A damaged token file
+        is the operator's to see in the log: the caller, not yet authenticated, gets no path."""
+        if self.tokens is None:
+            return None
+        try:
+            return self.tokens.verify(token)
+        except WorkspaceError as exc:
+            log.error("%s", exc)
+            raise WorkspaceError("the server cannot read its token file; its log says why") from None
 
     def allow(self, token: TokenInfo | None, needed: str) -> str:
         """The scope the call runs with; :class:`Forbidden` when ``token``'s is below ``needed``."""

@@ -1,7 +1,8 @@
 """What every agent-il HTTP server checks before a request reaches it, as one ASGI middleware:
 the ``Host`` header against an allow-list (DNS rebinding: 421), any ``Origin`` against another
 (a browser page: 403), a per-client rate limit (429), the body size (413, also for a chunked body
-with no length). It also counts each refused or failed response (``agent_il_errors_total``) and
+with no length). For the allowed origins it answers CORS (preflights, ``Access-Control-Allow-Origin``),
+so a browser page of one may call. It also counts each refused or failed response (``agent_il_errors_total``) and
 writes one access-log line per request, with the token's name, never the token."""
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
-from agent_il.errors import InvalidInputError
+from agent_il.errors import InvalidInputError, WorkspaceError
 from agent_il.serving.metrics import Metrics
 from agent_il.serving.tokens import TokenStore, bearer
 
@@ -29,6 +30,8 @@ LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 DEFAULT_MAX_BODY = 1_048_576  # bytes: 100 examples of 1,000 characters are about 0.1 MB of JSON
 MAX_CLIENTS = 10_000  # clients the rate limiter remembers; the least recently seen is forgotten first
 UNLIMITED_PATHS = ("/healthz", "/readyz")  # probes are never rate limited
+CORS_METHODS = ("GET", "POST")
+CORS_HEADERS = ("Authorization", "Content-Type")  # the request headers a browser page of an allowed origin may send
 
 access_log = logging.getLogger("agent_il.serving.access")
 
@@ -92,8 +95,25 @@ class Guard:
     each request in the access log (whichever server checks it: the REST API's or the MCP SDK's)."""
 
     def __init__(
-        self, app: ASGIApp, settings: GuardSettings, metrics: Metrics | None = None, tokens: TokenStore | None = None
+        self,
+        app: ASGIApp,
+        settings: GuardSettings,
+        metrics: Metrics | None = None,
+        tokens: TokenStore | None = None,
+        *,
+        cors_headers: tuple[str, ...] = CORS_HEADERS,
+        cors_expose: tuple[str, ...] = (),
     ) -> None:
+        if settings.allowed_origins:  # behind the Host/Origin/rate checks, in front of the app
+            from starlette.middleware.cors import CORSMiddleware
+
+            app = CORSMiddleware(
+                app,  # type: ignore[arg-type]
+                allow_origins=list(settings.allowed_origins),
+                allow_methods=list(CORS_METHODS),
+                allow_headers=list(cors_headers),
+                expose_headers=list(cors_expose),
+            )
         self.app, self.settings, self.metrics, self.tokens = app, settings, metrics, tokens
         rate = settings.rate_limit
         self.limiter = None if rate is None else RateLimiter(rate, settings.burst or max(1, math.ceil(rate)))
@@ -125,7 +145,10 @@ class Guard:
     def _token_name(self, scope: Scope) -> str:
         """The name of the stored token the request carried, ``-`` for none (never the token)."""
         token = bearer(_headers(scope).get("authorization"))
-        found = self.tokens.verify(token) if self.tokens is not None and token is not None else None
+        try:
+            found = self.tokens.verify(token) if self.tokens is not None and token is not None else None
+        except WorkspaceError:  # a damaged token file: the request was answered 503, the error logged
+            return "-"
         return found.name if found is not None else "-"
 
     def _refusal(self, scope: Scope) -> tuple[int, str, dict[str, str]] | None:

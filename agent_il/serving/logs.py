@@ -38,3 +38,11 @@ def configure(as_json: bool, level: int = logging.INFO) -> None:
         log.handlers[:] = [handler]
         log.setLevel(level if name != "mcp" else logging.WARNING)
         log.propagate = False
+
+
+def line(message: str, as_json: bool, level: int = logging.INFO) -> str:
+    """``message`` as the servers' logs write it: one JSON object (of logger ``agent_il.serving``)
+    under ``--log-json``, so a log collector reads every line of stderr; plain text otherwise."""
+    if not as_json:
+        return message
+    return JsonFormatter().format(logging.LogRecord("agent_il.serving", level, __file__, 0, message, None, None))

@@ -6,6 +6,7 @@ Tool calls run on worker threads, so a classify is answered while a learn runs."
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -121,7 +122,7 @@ def build_app(access: Access, settings: GuardSettings) -> Guard:
         """An admin's write: its body checked against ``model``, run after any other write."""
         await authenticated(request, "admin")
         args = [_validated(model, await _json_object(request))] if model is not None else []
-        return await learner.run_locked(learner.writing, run, *args)
+        return await learner.awrite(run, *args)
 
     @app.post("/v1/snapshots", responses=errors, openapi_extra=_body_doc(SnapshotInput),
               summary="Snapshot the workspace (admin)")  # fmt: skip
@@ -151,13 +152,19 @@ def build_app(access: Access, settings: GuardSettings) -> Guard:
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz", summary="Readiness: the workspace is open and has intents to classify against",
+    @app.get("/readyz", summary="Readiness: the workspace answers a state read and has intents to classify against",
              responses={503: {"description": "not ready"}})  # fmt: skip
     async def readyz() -> JSONResponse:
         state = learner.state
-        ready = bool(state.labels)
-        body = {"ready": ready, "generation": state.generation, "intents": len(state.labels)}
-        return JSONResponse(body if ready else {**body, "reason": "no intents learned yet"}, 200 if ready else 503)
+        body: dict[str, Any] = {"generation": state.generation, "intents": len(state.labels)}
+        try:  # one read of the committed state (a file, or one request to the Chroma server), off the loop
+            await asyncio.to_thread(learner.workspace.latest_generation)
+        except Exception as exc:  # whatever the storage raises, the answer is "not ready"
+            log.error("readiness: the workspace cannot be read: %s", exc)
+            return JSONResponse({"ready": False, **body, "reason": "the workspace cannot be read"}, 503)
+        if not state.labels:
+            return JSONResponse({"ready": False, **body, "reason": "no intents learned yet"}, 503)
+        return JSONResponse({"ready": True, **body}, 200)
 
     @app.get("/metrics", summary="Prometheus metrics (a read token when authentication is on)")
     async def prometheus(request: Request) -> Response:

@@ -23,14 +23,19 @@ log = logging.getLogger("agent_il.serving")
 
 @dataclass(frozen=True)
 class HttpSettings:
-    """How an agent-il HTTP server runs: ``tokens`` None means authentication is off."""
+    """How an agent-il HTTP server runs: ``tokens`` None means authentication is off.
+    ``forwarded_allow_ips``: the proxies (addresses, networks, ``*``) whose ``X-Forwarded-For`` /
+    ``-Proto`` count; none by default, so no client can choose the address it is rate limited by."""
 
     tokens: TokenStore | None = None
     guard: GuardSettings = field(default_factory=GuardSettings)
     ssl_certfile: Path | None = None
     ssl_keyfile: Path | None = None
+    forwarded_allow_ips: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        for proxy in self.forwarded_allow_ips:
+            _check_proxy(proxy)
         if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
             raise InvalidInputError("give both --ssl-certfile and --ssl-keyfile, or neither")
         for path in (self.ssl_certfile, self.ssl_keyfile):
@@ -40,6 +45,20 @@ class HttpSettings:
     @property
     def scheme(self) -> str:
         return "https" if self.ssl_certfile else "http"
+
+
+def _check_proxy(value: str) -> None:
+    """An entry of ``--forwarded-allow-ips`` as uvicorn reads it: ``*``, an IP address or a network."""
+    import ipaddress
+
+    if value == "*":
+        return
+    try:
+        ipaddress.ip_network(value)
+    except ValueError:
+        raise InvalidInputError(
+            f"--forwarded-allow-ips: {value!r} is not an IP address, a network (10.0.0.0/8) or '*'"
+        ) from None
 
 
 def _server(app: Any, host: str, port: int, settings: HttpSettings) -> Any:
@@ -54,6 +73,8 @@ def _server(app: Any, host: str, port: int, settings: HttpSettings) -> Any:
         server_header=False,
         limit_concurrency=MAX_CONNECTIONS,
         timeout_graceful_shutdown=5,
+        proxy_headers=bool(settings.forwarded_allow_ips),  # uvicorn's default trusts any local client
+        forwarded_allow_ips=list(settings.forwarded_allow_ips) or None,
         ssl_certfile=str(settings.ssl_certfile) if settings.ssl_certfile else None,
         ssl_keyfile=str(settings.ssl_keyfile) if settings.ssl_keyfile else None,
     )

@@ -208,8 +208,15 @@ class IntentTools:
             return run(**dict(args))
 
     async def acall(self, name: str, arguments: Mapping[str, Any] | None = None) -> ToolResult:
-        """:meth:`call` on a worker thread, so an event loop keeps serving while a tool (a learn) runs."""
-        return await asyncio.to_thread(self.call, name, arguments)
+        """:meth:`call` on a worker thread, so an event loop keeps serving while a tool (a learn) runs.
+        A write first waits for its turn on the loop (:meth:`IntentLearner.write_turn`), so writes
+        queued behind a learn hold no worker thread that a classify needs."""
+        spec = SPECS.get(name) if isinstance(name, str) else None
+        if spec is None or spec.read_only:
+            return await asyncio.to_thread(self.call, name, arguments)
+        learner = await asyncio.to_thread(lambda: self.learner)  # opening a workspace path does I/O
+        async with learner.write_turn():
+            return await asyncio.to_thread(self.call, name, arguments)
 
     # Typed entry points for Python callers; they take the same path as an adapter's call.
     def classify_intent(self, text: str, k: int = 3) -> Classification:

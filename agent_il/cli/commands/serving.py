@@ -6,13 +6,14 @@ adapter gets an :class:`agent_il.tools.surface.IntentTools` and the HTTP setting
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from agent_il.cli.commands.tokens import TokensFile, token_store
+from agent_il.cli.commands.tokens import TokensFile
 from agent_il.cli.context import Home, guarded, home_path, open_learner, where
 
 if TYPE_CHECKING:
@@ -38,6 +39,8 @@ class HttpOptions:
     max_body_bytes: str | None
     ssl_certfile: Path | None
     ssl_keyfile: Path | None
+    forwarded_allow_ips: list[str] | None
+    log_json: bool
 
 
 def register(app: typer.Typer) -> None:
@@ -45,20 +48,29 @@ def register(app: typer.Typer) -> None:
 
 
 def _tokens(ctx: typer.Context, home: Path | None, tokens: Path | None, auth: bool | None) -> TokenStore | None:
-    """The token file when authentication is on: ``--auth`` requires tokens, ``--no-auth`` turns it
-    off, and by default it is on as soon as the file holds a token."""
+    """The token file when authentication is on. It fails closed: ``--no-auth`` alone turns it off.
+    A file named by ``--tokens`` / ``AGENT_IL_TOKENS`` must exist and hold a token (a typo must not
+    expose the API); a workspace's ``tokens.json``, once made, keeps it on even with every token
+    revoked (each request is then 401); only where no token file was ever made is it off by default."""
     from agent_il.errors import InvalidInputError
+    from agent_il.serving.tokens import TOKENS_FILE, TokenStore
 
     if auth is False:
         return None
-    if auth is None and tokens is None and (where(ctx).chroma_url or not home_path(home).is_dir()):
-        return None  # a server workspace keeps no token file (tokens only with --tokens); a missing one none
-    store = token_store(ctx, home, tokens)
-    if not store.tokens():
-        if auth:
-            raise InvalidInputError(f"--auth: {store.path} holds no tokens; make one with agent-il token create NAME")
-        return None
-    return store
+    if tokens is not None:
+        store = TokenStore(tokens)
+        problem = "no such file" if not store.path.is_file() else "no tokens in" if not store.tokens() else None
+        if problem is not None:
+            raise InvalidInputError(
+                f"--tokens: {problem} {store.path}; make a token with agent-il token create NAME --tokens FILE, "
+                "or serve without authentication with --no-auth"
+            )
+        return store
+    if not where(ctx).chroma_url and (home_path(home) / TOKENS_FILE).is_file():
+        return TokenStore(home_path(home) / TOKENS_FILE)
+    if auth:
+        raise InvalidInputError("--auth: no token file; make a token with agent-il token create NAME")
+    return None  # no token file was ever made here (a Chroma-server workspace keeps none: --tokens FILE)
 
 
 def _http_settings(ctx: typer.Context, home: Path | None, host: str, options: HttpOptions) -> HttpSettings:
@@ -69,13 +81,21 @@ def _http_settings(ctx: typer.Context, home: Path | None, host: str, options: Ht
     from agent_il.tools import adapters
 
     store = _tokens(ctx, home, options.tokens, options.auth)
-    if not adapters.is_loopback(host) and store is None:
-        if not options.allow_remote:
-            raise InvalidInputError(
-                f"refusing to bind {host} without authentication: make a token (agent-il token create NAME "
-                "--scope read) and serve with it, or pass --allow-remote behind a proxy that authenticates"
+    if store is None:
+        if not adapters.is_loopback(host):
+            if not options.allow_remote:
+                raise InvalidInputError(
+                    f"refusing to bind {host} without authentication: make a token (agent-il token create NAME "
+                    "--scope read) and serve with it, or pass --allow-remote behind a proxy that authenticates"
+                )
+            _say(f"WARNING: serving {host} without authentication (--allow-remote)", options.log_json, logging.WARNING)
+        else:
+            _say(
+                f"WARNING: serving {host} without authentication: any local process may call it "
+                "(agent-il token create NAME turns tokens on)",
+                options.log_json,
+                logging.WARNING,
             )
-        typer.echo(f"agent-il: WARNING: serving {host} without authentication (--allow-remote)", err=True)
     hosts = tuple(options.allowed_host or ())
     if not hosts:  # on every address any name may reach it: --allowed-host narrows that
         hosts = ("*",) if host in WILDCARDS else tuple(dict.fromkeys((*LOOPBACK_HOSTS, host.strip("[]"))))
@@ -92,7 +112,8 @@ def _http_settings(ctx: typer.Context, home: Path | None, host: str, options: Ht
             "--allow-learning is for serving without tokens; with tokens, learning is granted to tokens made "
             "with --scope learn"
         )
-    return HttpSettings(store, guard, options.ssl_certfile, options.ssl_keyfile)
+    proxies = tuple(p.strip() for given in options.forwarded_allow_ips or () for p in given.split(","))
+    return HttpSettings(store, guard, options.ssl_certfile, options.ssl_keyfile, proxies)
 
 
 def _rate(text: str) -> float:
@@ -155,6 +176,13 @@ def serve(
     ] = None,
     ssl_certfile: Annotated[Path | None, typer.Option("--ssl-certfile", help="TLS certificate (PEM).")] = None,
     ssl_keyfile: Annotated[Path | None, typer.Option("--ssl-keyfile", help="TLS private key (PEM).")] = None,
+    forwarded_allow_ips: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--forwarded-allow-ips",
+            help="Proxy address or network whose X-Forwarded-For counts (repeatable; default: none).",
+        ),
+    ] = None,
     log_json: Annotated[bool, typer.Option("--log-json", help="Logs as one JSON object a line, on stderr.")] = False,
     home: Home = None,
 ) -> None:
@@ -191,6 +219,9 @@ def serve(
         raise InvalidInputError("--host and --port apply to --transport http; stdio talks over stdin/stdout")
     http_only = {"--tokens": tokens, "--auth/--no-auth": auth}
     http_only |= {"--rate-limit": rate_limit, "--ssl-certfile": ssl_certfile, "--max-body-bytes": max_body_bytes}
+    http_only |= {"--ssl-keyfile": ssl_keyfile, "--allowed-host": allowed_host, "--allowed-origin": allowed_origin}
+    http_only |= {"--forwarded-allow-ips": forwarded_allow_ips}
+    http_only |= {"--allow-remote": allow_remote or None, "--log-json": log_json or None}
     if transport == "stdio" and (given := [k for k, v in http_only.items() if v is not None]):
         raise InvalidInputError(f"{', '.join(given)}: only over HTTP; stdio talks over stdin/stdout")
     host, port_n = host or "127.0.0.1", port_n or DEFAULT_PORT
@@ -207,6 +238,8 @@ def serve(
             max_body_bytes,
             ssl_certfile,
             ssl_keyfile,
+            forwarded_allow_ips,
+            log_json,
         )
         http = _http_settings(ctx, home, host, options)
     limits = ToolLimits(max_examples=n_examples, max_text_chars=n_chars)
@@ -225,7 +258,7 @@ def serve(
             learner.predict(["warm up"], inbox=False)
         if http.tokens is not None or allow_learning:
             learner.prepare_to_learn()
-        _announce(adapter, http, host, port_n, allow_learning)
+        _announce(adapter, http, host, port_n, allow_learning, log_json)
         if plugin is None:
             from agent_il.serving import rest, runner
 
@@ -237,9 +270,16 @@ def serve(
         learner.close()
 
 
-def _announce(adapter: str, http: HttpSettings, host: str, port: int, allow_learning: bool) -> None:
+def _announce(adapter: str, http: HttpSettings, host: str, port: int, allow_learning: bool, log_json: bool) -> None:
     if http.tokens is not None:
         auth = f"bearer tokens from {http.tokens.path}; learning for tokens with --scope learn"
     else:
         auth = "no authentication; learning " + ("enabled" if allow_learning else "disabled (--allow-learning)")
-    typer.echo(f"agent-il: serving {adapter} at {http.scheme}://{host}:{port}; {auth}", err=True)
+    _say(f"serving {adapter} at {http.scheme}://{host}:{port}; {auth}", log_json)
+
+
+def _say(message: str, log_json: bool, level: int = logging.INFO) -> None:
+    """A line of the command itself on stderr, where the logs go: one JSON object under --log-json."""
+    from agent_il.serving import logs
+
+    typer.echo(logs.line(f"agent-il: {message}", log_json, level), err=True)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from agent_il.cli.context import Home, Json, emit, guarded, home_path, where
+from agent_il.cli.context import Home, Json, emit, guarded, home_path, where, workspace_exists
 
 if TYPE_CHECKING:
     from agent_il.serving.tokens import TokenStore
@@ -46,7 +46,7 @@ def token_store(ctx: typer.Context, home: Path | None, tokens: Path | None) -> T
             "a workspace on a Chroma server keeps no local files: give the token file with --tokens"
         )
     root = home_path(home)
-    if not root.is_dir():
+    if not workspace_exists(ctx, home)[0]:  # a tokens.json in a plain directory would block agent-il init there
         raise WorkspaceError(f"no workspace at {root}; create one with: agent-il init --home {root}, or give --tokens")
     return TokenStore(root / TOKENS_FILE)
 

@@ -24,6 +24,7 @@ from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.mcpserver.tools import Tool
 from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase
+from mcp.server.transport_security import TransportSecuritySettings
 from mcp_types import Tool as MCPTool
 from mcp_types import ToolAnnotations
 from pydantic import ConfigDict, WithJsonSchema
@@ -34,7 +35,7 @@ import agent_il
 from agent_il.errors import AgentILError
 from agent_il.serving import runner
 from agent_il.serving.access import TOOL_SCOPES, Access
-from agent_il.serving.guard import Guard, GuardSettings
+from agent_il.serving.guard import CORS_HEADERS, Guard, GuardSettings
 from agent_il.serving.metrics import CONTENT_TYPE, Metrics
 from agent_il.serving.runner import HttpSettings
 from agent_il.serving.tokens import SCOPES
@@ -43,6 +44,9 @@ from agent_il.tools.models import ToolResult
 from agent_il.tools.surface import IntentTools, ToolSpec
 
 TRANSPORTS = {"stdio": "stdio", "http": "streamable-http"}
+# What a browser page of an --allowed-origin may send to, and read from, the streamable-HTTP transport.
+MCP_CORS_HEADERS = (*CORS_HEADERS, "Mcp-Session-Id", "Mcp-Protocol-Version", "Last-Event-ID")
+MCP_CORS_EXPOSE = ("Mcp-Session-Id", "WWW-Authenticate")
 INSTRUCTIONS = (
     "Intent classification for this agent. Call classify_intent on a user's message to learn what they want "
     "(label 'unknown' means it fits no known intent); list_intents shows what is known. correct_intent reports "
@@ -163,7 +167,7 @@ class TokenVerifier:
         self.access = access
 
     async def verify_token(self, token: str) -> AccessToken | None:
-        found = self.access.tokens.verify(token) if self.access.tokens is not None else None
+        found = self.access.verify(token)
         if found is None:
             return None
         scopes = list(SCOPES[: SCOPES.index(found.scope) + 1])
@@ -248,7 +252,11 @@ def http_app(tools: IntentTools, access: Access, guard: GuardSettings, url: str,
     """The streamable-HTTP app behind agent-il's guard, with tokens when ``access`` holds them and ``/metrics``."""
     metrics = Metrics(access.learner)
     server = build_server(tools, access=access, metrics=metrics, url=url)
-    return Guard(server.streamable_http_app(host=host), guard, metrics, access.tokens)
+    # The guard checks Host and Origin against the operator's lists (--allowed-host/--allowed-origin):
+    # the SDK's own check, which knows only loopback names, would refuse those with a 421.
+    unchecked = TransportSecuritySettings(enable_dns_rebinding_protection=False)
+    app = server.streamable_http_app(host=host, transport_security=unchecked)
+    return Guard(app, guard, metrics, access.tokens, cors_headers=MCP_CORS_HEADERS, cors_expose=MCP_CORS_EXPOSE)
 
 
 def _public(host: str) -> str:

@@ -165,3 +165,28 @@ def test_malformed_and_wrong_calls_then_a_flood_are_refused_and_it_keeps_serving
     time.sleep(1.2)  # the bucket refills
     asyncio.run(main())
     assert served.learner.state.generation == generation
+
+
+def test_an_allowed_host_and_origin_behind_a_proxy_are_served_with_cors(served: Served) -> None:
+    """--allowed-host / --allowed-origin reach the MCP transport (the SDK's own loopback-only Host
+    check is off: the guard checks), and a page of the allowed origin gets CORS answers."""
+    access = Access(served.learner, served.store)
+    origin = "https://app.example.com"
+    guard = GuardSettings(allowed_hosts=("mcp.example.com",), allowed_origins=(origin,))
+    app = http_app(access.offered(), access, guard, "https://mcp.example.com")
+    client = {"name": "t", "version": "1"}
+    params = {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": client}
+    init = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": params}
+    headers = {"authorization": f"Bearer {served.tokens['read']}", "accept": "application/json, text/event-stream"}
+    with background(app) as url, httpx.Client(base_url=url, headers=headers, timeout=60) as c:
+        proxied = c.post("/mcp", json=init, headers={"host": "mcp.example.com", "origin": origin})
+        assert proxied.status_code == 200, proxied.text
+        assert proxied.headers["access-control-allow-origin"] == origin
+        assert c.post("/mcp", json=init, headers={"host": "127.0.0.1"}).status_code == 421  # not in the list
+        preflight = c.options(
+            "/mcp",
+            headers={"host": "mcp.example.com", "origin": origin, "access-control-request-method": "POST",
+                     "access-control-request-headers": "authorization, content-type, mcp-session-id"},
+        )  # fmt: skip
+        assert preflight.status_code == 200 and preflight.headers["access-control-allow-origin"] == origin
+        assert "mcp-session-id" in preflight.headers["access-control-allow-headers"].lower()

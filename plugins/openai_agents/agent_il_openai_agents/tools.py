@@ -9,7 +9,6 @@ act on, as the SDK recommends, and the run goes on. Anything unexpected propagat
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 from typing import Any
@@ -29,8 +28,8 @@ def _function_tool(tools: IntentTools, spec: ToolSpec) -> FunctionTool:
         except json.JSONDecodeError as exc:
             return f"error: the arguments are not valid JSON ({exc.msg})"
         try:
-            # Encoding and learning are CPU work: keep them off the event loop.
-            result = await asyncio.to_thread(tools.call, spec.name, parsed)
+            # Encoding and learning are CPU work: off the event loop, writes after their turn.
+            result = await tools.acall(spec.name, parsed)
         except AgentILError as exc:
             return f"error: {exc}"
         return result.model_dump_json()
