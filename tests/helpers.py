@@ -54,3 +54,9 @@ def fingerprint(root: Path) -> dict[str, str]:
             h.update(np.asarray(row[3], dtype=np.float32).tobytes())
         out[f"chroma:{col.name}"] = h.hexdigest()
     return out
+
+
+def resident_bytes() -> int:
+    """This process's resident memory now (servers under test run in its threads)."""
+    status = Path("/proc/self/status").read_text().splitlines()
+    return int(next(line for line in status if line.startswith("VmRSS:")).split()[1]) * 1024

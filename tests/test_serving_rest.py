@@ -29,6 +29,7 @@ from agent_il.serving.access import Access
 from agent_il.serving.guard import GuardSettings, RateLimiter
 from agent_il.serving.runner import HttpSettings, background
 from agent_il.serving.tokens import TokenStore
+from tests.helpers import resident_bytes
 
 AGENT_IL = Path(sys.executable).with_name("agent-il")  # the console script of this environment
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
@@ -240,8 +241,10 @@ def test_ten_thousand_requests_from_one_client_are_rate_limited(server: Server) 
         background(built) as url,
         httpx.Client(base_url=url, headers={"authorization": f"Bearer {server.tokens['read']}"}) as c,
     ):
+        before = resident_bytes()
         codes = [c.get("/v1/intents").status_code for _ in range(10_000)]
         assert codes.count(429) > 9_000 and set(codes) == {200, 429}
+        assert resident_bytes() - before < 64 * 2**20  # memory stays bounded under the flood
         assert c.get("/healthz").status_code == 200  # probes are not limited
         time.sleep(0.1)
         assert c.get("/v1/intents").status_code == 200  # the bucket refills: the server keeps serving

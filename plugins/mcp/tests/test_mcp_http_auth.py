@@ -26,6 +26,7 @@ from agent_il.serving.access import Access
 from agent_il.serving.guard import GuardSettings
 from agent_il.serving.runner import background
 from agent_il.serving.tokens import TokenStore
+from tests.helpers import resident_bytes
 
 PIZZA = ["i want to order a pizza", "get me a large pepperoni pizza", "order two margherita pizzas for tonight"]
 
@@ -160,8 +161,10 @@ def test_malformed_and_wrong_calls_then_a_flood_are_refused_and_it_keeps_serving
 
     asyncio.run(main())
     with httpx.Client(base_url=served.url, headers=auth) as c:  # one client, far over --rate-limit 200/s
-        codes = [c.post("/mcp", content=b"{}").status_code for _ in range(2_000)]
-    assert codes.count(429) > 1_000
+        before = resident_bytes()
+        codes = [c.post("/mcp", content=b"{}").status_code for _ in range(10_000)]
+    assert codes.count(429) > 5_000 and set(codes) == {400, 429}  # 200 a second get through, the rest refused
+    assert resident_bytes() - before < 64 * 2**20  # memory stays bounded under the flood
     time.sleep(1.2)  # the bucket refills
     asyncio.run(main())
     assert served.learner.state.generation == generation
