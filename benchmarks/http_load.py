@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import os
-import platform
 import socket
 import subprocess
 import sys
@@ -33,7 +31,7 @@ from typing import Any
 
 import httpx
 import numpy as np
-from server_load import clinc150
+from server_load import clinc150, write_results
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "results" / "http_load.json"
@@ -175,10 +173,7 @@ def main() -> None:
             server.terminate()
             server.wait(timeout=30)
             log.close()
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    machine = {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()}
-    OUT.write_text(json.dumps({"seconds": args.seconds, "machine": machine, "results": results}, indent=2) + "\n")
-    print(f"wrote {OUT}")
+    write_results(OUT, args.seconds, results)
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -134,10 +135,15 @@ def main() -> None:
                     f"{mode:<8} {n:>7} {r['requests']:>8} {r['throughput_per_s']:>8} {r['p50_ms']:>8} {r['p99_ms']:>8}",
                     flush=True,
                 )
-    OUT.parent.mkdir(parents=True, exist_ok=True)
+    write_results(OUT, args.seconds, results)
+
+
+def write_results(out: Path, seconds: float, results: list[dict[str, Any]]) -> None:
+    """The runs' figures with the machine they ran on, as JSON."""
+    out.parent.mkdir(parents=True, exist_ok=True)
     machine = {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()}
-    OUT.write_text(json.dumps({"seconds": args.seconds, "machine": machine, "results": results}, indent=2) + "\n")
-    print(f"wrote {OUT}")
+    out.write_text(json.dumps({"seconds": seconds, "machine": machine, "results": results}, indent=2) + "\n")
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":
