@@ -41,7 +41,10 @@ def replay(old: WorkspaceState, config: WorkspaceConfig, space: str, examples: R
     at_example = {i: r for r, i in enumerate(examples.ids)}
     at_held = {i: r for r, i in enumerate(held.ids)}
     memory, seen = Records.empty(examples.x.shape[1]), Records.empty(examples.x.shape[1])
-    trains, tests, skipped, checks = [], [], [], {}  # type: ignore[var-annotated]
+    trains: list[Records] = []
+    tests: list[Records] = []
+    skipped: list[int] = []
+    checks: dict[str, Any] = {}
     last = max((t.id for t in old.tasks if any((old.examples or {}).get(str(t.id), {}).values())), default=None)
     for task in old.tasks:
         ids = [i for ids in (old.examples or {}).get(str(task.id), {}).values() for i in ids]

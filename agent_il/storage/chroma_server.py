@@ -1,10 +1,11 @@
 """A workspace on a Chroma server (``chroma run``), shared by many agent processes and hosts.
 
-Everything lives in the server, in collections named after the workspace: ``NAME.exemplars``,
-``NAME.holdout``, ``NAME.inbox`` (records) and ``NAME.meta`` (versioned state records and
-blobs). Each commit adds the record ``head:<generation>``; Chroma keeps the first record added
-under an id, so adding it is a compare-and-set: the writer reads the record back and, if another
-writer's token is there, it lost the race, undoes its additions and recomputes on top of the
+Everything lives in the server, in collections named after the workspace: ``NAME.examples``,
+``NAME.exemplars``, ``NAME.holdout``, ``NAME.inbox`` (records; ``NAME.examples.SPACE`` and so on
+after a migration to another encoder) and ``NAME.meta`` (versioned state records and blobs).
+Each commit adds the record ``head:<generation>``; Chroma keeps the first record added under an
+id, so adding it is a compare-and-set: the writer reads the record back and, if another writer's
+token is there, it lost the race, undoes its additions and recomputes on top of the
 winner's state (optimistic concurrency, no lock to leak when a process dies). Readers take the
 highest generation, so they see a learn whole or not at all, and pick up new ones on their next
 call without a restart.

@@ -92,6 +92,11 @@ def load(name: str) -> Adapter:
     return adapter
 
 
+def is_wildcard(host: str) -> bool:
+    """Whether binding ``host`` listens on every address of the machine."""
+    return host in ("0.0.0.0", "::", "[::]")
+
+
 def is_loopback(host: str) -> bool:
     """Whether binding ``host`` keeps a server reachable from this machine only (servers have no
     authentication, so anything else needs the operator's explicit consent)."""

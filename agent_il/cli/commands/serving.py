@@ -22,7 +22,6 @@ if TYPE_CHECKING:
 
 MAX_EXAMPLES = 10_000  # the most --max-examples allows in one learn_intent call
 REST = "http"  # `agent-il serve http`: the REST API, not an adapter
-WILDCARDS = ("0.0.0.0", "::", "[::]")
 
 
 @dataclass(frozen=True)
@@ -98,7 +97,7 @@ def _http_settings(ctx: typer.Context, home: Path | None, host: str, options: Ht
             )
     hosts = tuple(options.allowed_host or ())
     if not hosts:  # on every address any name may reach it: --allowed-host narrows that
-        hosts = ("*",) if host in WILDCARDS else tuple(dict.fromkeys((*LOOPBACK_HOSTS, host.strip("[]"))))
+        hosts = ("*",) if adapters.is_wildcard(host) else tuple(dict.fromkeys((*LOOPBACK_HOSTS, host.strip("[]"))))
     guard = GuardSettings(
         allowed_hosts=hosts,
         allowed_origins=tuple(o.rstrip("/") for o in options.allowed_origin or ()),

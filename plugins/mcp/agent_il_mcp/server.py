@@ -39,7 +39,7 @@ from agent_il.serving.guard import CORS_HEADERS, Guard, GuardSettings
 from agent_il.serving.metrics import CONTENT_TYPE, Metrics
 from agent_il.serving.runner import HttpSettings
 from agent_il.serving.tokens import SCOPES
-from agent_il.tools.adapters import DEFAULT_PORT
+from agent_il.tools.adapters import DEFAULT_PORT, is_wildcard
 from agent_il.tools.models import ToolResult
 from agent_il.tools.surface import IntentTools, ToolSpec
 
@@ -261,6 +261,6 @@ def http_app(tools: IntentTools, access: Access, guard: GuardSettings, url: str,
 
 def _public(host: str) -> str:
     """The host name in the server's own URL (published in its protected-resource metadata)."""
-    if host in ("0.0.0.0", "::", "[::]"):
+    if is_wildcard(host):
         return socket.gethostname()
     return f"[{host}]" if ":" in host and not host.startswith("[") else host
