@@ -15,6 +15,7 @@ import numpy as np
 from agent_il import opening, validation
 from agent_il.concurrency import Concurrency
 from agent_il.config import WorkspaceConfig
+from agent_il.consolidation import Consolidation
 from agent_il.editing import Editing
 from agent_il.encoding.cache import EmbeddingCache
 from agent_il.encoding.encoder import Encoder
@@ -24,7 +25,6 @@ from agent_il.errors import DamagedError, InvalidInputError, ModelMismatchError,
 from agent_il.inbox.inbox import Inbox
 from agent_il.memory.records import Records
 from agent_il.memory.store import RecordStore
-from agent_il.migration import Migration
 from agent_il.ood.calibration import Calibrator
 from agent_il.ood.evidence import Exemplars
 from agent_il.ood.scores import ClassStats
@@ -40,7 +40,7 @@ from agent_il.strategies.heads import Head, head_of, load_head
 from agent_il.upkeep import Upkeep
 
 
-class IntentLearner(Editing, Upkeep, Migration, Concurrency):
+class IntentLearner(Editing, Upkeep, Consolidation, Concurrency):
     """Class-incremental intent classifier over frozen sentence embeddings, persisted in a
     workspace. Labels may be new or known in any ``learn``; no task id is needed to predict.
     ``snapshots`` (the history), ``inbox`` (inputs it could not place) and ``calibrator`` (when

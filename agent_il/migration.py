@@ -13,10 +13,12 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 
 from agent_il import opening
+from agent_il.config import WorkspaceConfig
 from agent_il.encoding.base import check_backend
 from agent_il.encoding.cache import EmbeddingCache
 from agent_il.encoding.encoder import Encoder, normalise_model_id, resolve
@@ -49,7 +51,7 @@ class Migration:
 
     def _use_encoder(self, state: WorkspaceState) -> None:
         """Encode with ``state``'s model and backend (a migration, a rollback of one, a restore)."""
-        encoder = opening.encoder_of(state.config, self._encoders, self.encoder.device)
+        encoder = opening.encoder_of(state.config, self._encoders, self.encoder.device, self.workspace)
         if encoder is not self.encoder and self._cache is not None:  # another model: its own cache
             self._cache.close()
             self._cache = None
@@ -68,8 +70,6 @@ class Migration:
         the same learns with that model would have made. One transaction: the old encoder, head
         and records stay until it commits, and ``rollback`` returns to them.
         ``on_progress(done, total)`` follows the encoding, the slow part."""
-        from agent_il.engine import replay
-
         self.refresh()
         old = self.state
         if old.examples is None:
@@ -87,48 +87,30 @@ class Migration:
             chosen = resolve("auto", model_id, self.encoder.device)
         if (model_id, chosen) == (old.config.model, old.config.backend):
             raise InvalidInputError(f"model: the workspace already encodes with {model_id} ({chosen})")
-        config = replace(old.config, model=model_id, backend=chosen)
-        encoder = opening.encoder_of(config, self._encoders, self.encoder.device)
-        dim = encoder.dim  # loads it: a model that does not load fails here, with nothing changed
-        start = time.perf_counter()
-        for attempt in self._tx.attempts():
-            with attempt:
-                old = self.state
-                found = {s: self.stores[s].load(old.live(s)) for s in ("examples", "holdout")}
-                waiting = self.inbox.store.load(sorted(self.inbox.store.all_ids()))
-                textless = sum(t is None for recs in found.values() for t in recs.texts)
-                if textless:
-                    raise InvalidInputError(
-                        f"{textless} examples were learned as vectors, without their text: another model "
-                        "cannot encode them (remove them first: `agent-il examples list`)"
-                    )
-                waiting = waiting.take([r for r, t in enumerate(waiting.texts) if t is not None])
-                texts = [t for recs in (*found.values(), waiting) for t in recs.texts]
-                cache = EmbeddingCache(self.workspace.cache_path(encoder.cache_id), dim)
-                try:
-                    x = encoder.encode(texts, cache=cache, on_progress=on_progress)
-                finally:
-                    cache.close()
-                encoded = time.perf_counter()
-                parts = _split(x, [len(found["examples"].ids), len(found["holdout"].ids)])
-                examples, held, inbox = (_with(r, v) for r, v in zip((*found.values(), waiting), parts))
-                space = new_space()
-                done = replay.replay(old, config, space, examples, held)
-                replayed = time.perf_counter()
-                try:
-                    self.workspace.inbox_store(space).add(inbox)
-                    added = {"examples": done.train, "holdout": done.test}
-                    snap = self._commit(done.state, done.strategy, added, snapshot=True, statistics="write")
-                except BaseException:
-                    self.workspace.drop_space(space)  # named by no state: nothing to keep
-                    raise
+        return self._move(replace(old.config, model=model_id, backend=chosen), new_space(), on_progress)
+
+    def _move(
+        self, config: WorkspaceConfig, space: str, on_progress: Callable[[int, int], None] | None
+    ) -> MigrationReport:
+        """Encode every stored text with ``config``'s encoder and learn every learn again into
+        ``space``: one transaction, after which ``space`` is dropped if it did not commit."""
+        try:
+            encoder = opening.encoder_of(config, self._encoders, self.encoder.device, self.workspace)
+            dim = encoder.dim  # loads it: a model that does not load fails here, with nothing changed
+            start = time.perf_counter()
+            for attempt in self._tx.attempts():
+                with attempt:
+                    old, done, inbox, snap, (encoded, replayed) = self._move_once(encoder, config, space, on_progress)
+        except BaseException:
+            self.workspace.drop_space(space)  # named by no state: nothing to keep
+            raise
         finished = time.perf_counter()
         names = {t.id: t.name for t in old.tasks}
         before = old.evaluation[-1]["accuracy"] if old.evaluation else {}
         after = self.state.evaluation[-1]["accuracy"] if self.state.evaluation else {}
         return MigrationReport(
-            model={"from": old.config.model, "to": model_id},
-            backend={"from": old.config.backend, "to": chosen},
+            model={"from": old.config.model, "to": config.model},
+            backend={"from": old.config.backend, "to": config.backend},
             dim={"from": old.dim, "to": dim},
             examples=len(done.train.ids),
             holdout_examples=len(done.test.ids),
@@ -149,6 +131,42 @@ class Migration:
             calibration=done.checks.get("calibration"),
             snapshot=snap.name if snap else None,
         )
+
+    def _move_once(
+        self, encoder: Encoder, config: WorkspaceConfig, space: str, on_progress: Callable[[int, int], None] | None
+    ) -> tuple[WorkspaceState, Any, Records, SnapshotInfo | None, tuple[float, float]]:
+        """One attempt of :meth:`_move` on the state as it is now."""
+        from agent_il.engine import replay
+
+        old = self.state
+        found = {s: self.stores[s].load(old.live(s)) for s in ("examples", "holdout")}
+        waiting = self.inbox.store.load(sorted(self.inbox.store.all_ids()))
+        textless = sum(t is None for recs in found.values() for t in recs.texts)
+        if textless:
+            raise InvalidInputError(
+                f"{textless} examples were learned as vectors, without their text: another model "
+                "cannot encode them (remove them first: `agent-il examples list`)"
+            )
+        waiting = waiting.take([r for r, t in enumerate(waiting.texts) if t is not None])
+        texts = [t for recs in (*found.values(), waiting) for t in recs.texts]
+        cache = EmbeddingCache(self.workspace.cache_path(encoder.cache_id), encoder.dim)
+        try:
+            x = encoder.encode(texts, cache=cache, on_progress=on_progress)
+        finally:
+            cache.close()
+        encoded = time.perf_counter()
+        parts = _split(x, [len(found["examples"].ids), len(found["holdout"].ids)])
+        examples, held, inbox = (_with(r, v) for r, v in zip((*found.values(), waiting), parts))
+        done = replay.replay(old, config, space, examples, held)
+        replayed = time.perf_counter()
+        try:
+            self.workspace.inbox_store(space).add(inbox)
+            added = {"examples": done.train, "holdout": done.test}
+            snap = self._commit(done.state, done.strategy, added, snapshot=True, statistics="write")
+        except BaseException:
+            self.workspace.drop_space(space, encoders=False)  # the next attempt adds anew
+            raise
+        return old, done, inbox, snap, (encoded, replayed)
 
 
 def _split(x: np.ndarray, sizes: list[int]) -> list[np.ndarray]:

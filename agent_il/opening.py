@@ -8,6 +8,7 @@ from typing import Any
 
 from agent_il import strategies
 from agent_il.config import WorkspaceConfig
+from agent_il.encoding import adapted
 from agent_il.encoding.base import check_backend
 from agent_il.encoding.encoder import Encoder, normalise_model_id, resolve
 from agent_il.errors import WorkspaceError
@@ -42,17 +43,27 @@ def state_and_encoder(
     state = WorkspaceState.from_json(ws.read_state(), ws.location)  # on a server, another may have made it
     state.config.check_same(asked)
     ws.record_stores(state.space)  # opens Chroma: an embedded workspace is this process's from now on
+    fetch(ws, state.config.model)
     if encoder is None:
         encoder = Encoder(state.config.model, backend=state.config.backend, device=device)
     encoder.use_backend(state.config.backend)
     return state, encoder
 
 
-def encoder_of(config: WorkspaceConfig, known: dict[tuple[str, str | None], Encoder], device: str | None) -> Encoder:
+def encoder_of(
+    config: WorkspaceConfig, known: dict[tuple[str, str | None], Encoder], device: str | None, ws: Workspace
+) -> Encoder:
     """The encoder of a state's model and backend: one this process already has (``known``, which
     a new one joins), so that a migration, a rollback of it and a restore switch encoders without
-    loading one twice."""
+    loading one twice. An encoder adapted in ``ws`` is fetched from it first."""
+    fetch(ws, config.model)
     key = (config.model, config.backend)
     if key not in known:
         known[key] = Encoder(config.model, backend=config.backend, device=device)
     return known[key]
+
+
+def fetch(ws: Workspace, model: str) -> None:
+    """Lay out ``model`` on this machine when it is an encoder adapted in ``ws`` (consolidation)."""
+    if adapted.is_adapted(model):
+        adapted.ensure(model, ws.blobs.get)

@@ -139,6 +139,24 @@ class MigrationReport:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class ConsolidationReport:
+    """What a consolidation did: the base model and the adapted encoder's id, the fine-tune
+    (examples and intents it learned from, steps and epochs the budget allowed, where it ran),
+    the migration to it that followed (the forgetting check, the calibration, the snapshot that
+    rollback returns to) and where the time went."""
+
+    base: str
+    encoder: str
+    tuning: dict[str, Any]
+    migration: MigrationReport
+    seconds: float
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
 UNKNOWN = "unknown"  # the label of an input that belongs to no known intent
 
 

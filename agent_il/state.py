@@ -22,6 +22,7 @@ SCHEMA_VERSION = 2
 READABLE_SCHEMAS = (1, 2)  # 1: before every example was kept (``examples`` is None: no edits)
 STORES = ("exemplars", "holdout", "examples")  # the record stores a commit names (not the inbox)
 SPACE = re.compile(r"[0-9a-f]{6,32}")
+ENCODERS = "encoders"  # blob folder of adapted encoders: one subfolder a space, dropped with it
 
 
 def now() -> str:

@@ -26,6 +26,7 @@ LAYERS: list[set[str]] = [
     {"strategies"},
     {"engine", "ood", "inbox"},
     {"editing", "upkeep", "data", "erasure", "opening", "migration", "concurrency"},
+    {"consolidation"},
     {"learner"},
     {"tools", "bench"},
     {"serving"},

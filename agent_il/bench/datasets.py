@@ -110,11 +110,12 @@ def encode(corpus: Corpus, embed: Embeddings, on_progress: Progress | None = Non
     """The train and test splits as the protocol takes them: vectors and their labels."""
     x_train = embed(corpus.train.texts, on_progress)
     x_test = embed(corpus.test.texts, on_progress)
-    return Split(x_train, np.array(corpus.train.labels)), Split(x_test, np.array(corpus.test.labels))
+    train = Split(x_train, np.array(corpus.train.labels), np.array(corpus.train.texts))
+    return train, Split(x_test, np.array(corpus.test.labels), np.array(corpus.test.texts))
 
 
 def oos_splits(
-    corpus: Corpus, embed: Embeddings, train: Split, test: Split
+    corpus: Corpus, embed: Callable[[list[str]], np.ndarray], train: Split, test: Split
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Every split agent_il.bench.oos measures on: the encoded train and test, and TRAIN's val and
     oos_test where it has them."""
@@ -128,7 +129,9 @@ def oos_splits(
     return splits
 
 
-def oos_figures(corpus: Corpus, embed: Embeddings, train: Split, test: Split, n_tasks: int) -> dict[str, Any]:
+def oos_figures(
+    corpus: Corpus, embed: Callable[[list[str]], np.ndarray], train: Split, test: Split, n_tasks: int
+) -> dict[str, Any]:
     """Out-of-scope rejection of the default head, learned in one go and task by task (seed 0)."""
     splits = oos_splits(corpus, embed, train, test)
     return {

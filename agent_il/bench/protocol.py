@@ -15,7 +15,7 @@ import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from statistics import mean, pstdev
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -36,10 +36,14 @@ REFERENCE = "joint"
 class Split:
     x: np.ndarray
     labels: np.ndarray  # of str
+    texts: np.ndarray | None = None  # of str: what consolidation fine-tunes on and encodes again
 
     def __post_init__(self) -> None:
         if len(self.x) != len(self.labels) or len(self.x) == 0:
             raise InvalidInputError("a benchmark split needs as many labels as vectors, and at least one")
+
+    def take(self, rows: Sequence[int] | np.ndarray) -> Split:
+        return Split(self.x[rows], self.labels[rows], None if self.texts is None else self.texts[rows])
 
     def records(self, rows: Sequence[int]) -> Records:
         """Rows of the split as the learn step takes them (ids: their row numbers)."""
@@ -57,6 +61,16 @@ class Run:
     accuracy_per_step: list[float]  # on all test examples of the classes seen so far
     learn_seconds: list[float]  # head update (and memory selection) per task
     state_bytes: int
+    consolidation_seconds: list[float] = field(default_factory=list)  # each consolidation's, in order
+
+
+class Consolidate(Protocol):
+    """Consolidation inside the protocol (agent_il.bench.consolidating): the encoder fine-tuned
+    on ``rows`` of ``train``, and ``train`` and ``test`` encoded again by it, with its seconds."""
+
+    every: int
+
+    def __call__(self, train: Split, rows: np.ndarray, test: Split, seed: int) -> tuple[Split, Split, float]: ...
 
 
 @dataclass
@@ -76,6 +90,8 @@ class BenchResult:
                 "learn_seconds_per_task": [mean(r.learn_seconds) for r in runs],
                 "learn_seconds_max": [max(r.learn_seconds) for r in runs],
                 "learn_seconds_total": [sum(r.learn_seconds) for r in runs],
+                "consolidation_seconds_total": [sum(r.consolidation_seconds) for r in runs],
+                "consolidations": [len(r.consolidation_seconds) for r in runs],
             }
             out[name] = {k: _mean_std(v) for k, v in figures.items()}
             out[name]["state_bytes"] = max(r.state_bytes for r in runs)
@@ -158,7 +174,7 @@ def few_shot(train: Split, shots: int, seed: int) -> Split:
         rng = np.random.default_rng([seed, 17, zlib.crc32(label.encode("utf-8"))])
         keep += sorted(rng.permutation(rows)[:shots].tolist())
     keep.sort()
-    return Split(train.x[keep], train.labels[keep])
+    return train.take(keep)
 
 
 def run_one(
@@ -168,29 +184,44 @@ def run_one(
     tasks: list[list[str]],
     budget: MemoryBudget,
     on_task: Callable[[], None] | None = None,
+    consolidate: Consolidate | None = None,
+    seed: int = 0,
 ) -> Run:
+    """``name`` learns ``tasks`` one by one; with ``consolidate``, after every ``every`` tasks and
+    after the last, the encoder is fine-tuned on the rows seen so far and a fresh strategy learns
+    those tasks again on the new vectors, as ``agent-il consolidate`` does in a workspace."""
     strategy = make_strategy(name)
-    seen: list[str] = []
     memory_ids: dict[str, list[str]] = {}
     rows: list[tuple[int, dict[int, float]]] = []
     per_step: list[float] = []
     seconds: list[float] = []
+    consolidations: list[float] = []
     task_of_test = np.full(len(test.labels), -1)
     for t, classes in enumerate(tasks, start=1):
         task_of_test[np.isin(test.labels, classes)] = t
-    for t, classes in enumerate(tasks, start=1):
-        rows_t = np.flatnonzero(np.isin(train.labels, classes))
-        seen += classes
-        index = {y: i for i, y in enumerate(seen)}
-        learned = train.records(rows_t)
-        start = time.perf_counter()
+
+    def learn(t: int) -> dict[str, int]:
+        nonlocal memory_ids
+        index = {y: i for i, y in enumerate(c for task in tasks[:t] for c in task)}
+        learned = train.records(np.flatnonzero(np.isin(train.labels, tasks[t - 1])))
         memory = train.records([int(i) for ids in memory_ids.values() for i in ids])
         step.fit(strategy, learned.x, learned.labels, index, memory)
         if strategy.uses_replay:
-            memory_ids, _ = step.plan_exemplars(budget, memory_ids, memory, learned, len(seen), t)
+            memory_ids, _ = step.plan_exemplars(budget, memory_ids, memory, learned, len(index), t)
+        return index
+
+    for t in range(1, len(tasks) + 1):
+        start = time.perf_counter()
+        index = learn(t)
         seconds.append(time.perf_counter() - start)
-        mask = task_of_test > 0
-        mask &= task_of_test <= t
+        if consolidate is not None and (t % consolidate.every == 0 or t == len(tasks)):
+            seen = np.flatnonzero(np.isin(train.labels, list(index)))
+            train, test, spent = consolidate(train, seen, test, seed)
+            consolidations.append(spent)
+            strategy, memory_ids = make_strategy(name), {}
+            for u in range(1, t + 1):
+                learn(u)
+        mask = (task_of_test > 0) & (task_of_test <= t)
         predicted = strategy.logits(torch.from_numpy(test.x[mask])).argmax(1).numpy()
         truth = np.array([index[v] for v in test.labels[mask]])
         hits = predicted == truth
@@ -202,7 +233,8 @@ def run_one(
     state_bytes = sum(v.numel() * v.element_size() for v in strategy.tensors().values())
     if strategy.uses_replay:
         state_bytes += sum(len(ids) for ids in memory_ids.values()) * train.x.shape[1] * 4
-    return Run(AccuracyMatrix(list(range(1, len(tasks) + 1)), rows), per_step, seconds, state_bytes)
+    matrix = AccuracyMatrix(list(range(1, len(tasks) + 1)), rows)
+    return Run(matrix, per_step, seconds, state_bytes, consolidations)
 
 
 def run(
@@ -216,9 +248,11 @@ def run(
     limit_tasks: int | None = None,
     on_task: Callable[[], None] | None = None,
     shots: int | None = None,
+    consolidate: Consolidate | None = None,
 ) -> BenchResult:
     """Every strategy in ``names`` on every seed; ``limit_tasks`` stops after that many tasks;
-    ``shots``: that many training examples an intent (:func:`few_shot`, drawn per seed)."""
+    ``shots``: that many training examples an intent (:func:`few_shot`, drawn per seed);
+    ``consolidate``: the encoder learns too (:func:`run_one`)."""
     unknown = [n for n in names if n not in strategies.REGISTRY and n != REFERENCE and n not in BASELINES]
     if unknown:
         choices = ", ".join([*strategies.REGISTRY, REFERENCE, *BASELINES])
@@ -237,6 +271,7 @@ def run(
             "train_examples": len(train.labels) if shots is None else len(few_shot(train, shots, seeds[0]).labels),
             "test_examples": len(test.labels),
             "shots": shots,
+            "consolidate_every": consolidate.every if consolidate else None,
         }
     )
     torch.manual_seed(0)
@@ -245,5 +280,5 @@ def run(
         for seed in seeds:
             tasks = task_order(train.labels, n_tasks, seed)[:limit_tasks]
             learned = train if shots is None else few_shot(train, shots, seed)
-            result.runs[name].append(run_one(name, learned, test, tasks, budget, on_task))
+            result.runs[name].append(run_one(name, learned, test, tasks, budget, on_task, consolidate, seed))
     return result

@@ -14,7 +14,7 @@ from rich.table import Table
 
 if TYPE_CHECKING:  # agent_il.storage loads torch: the types are only named, so the CLI stays fast to import
     from agent_il.engine.metrics import FileEvaluation
-    from agent_il.results import LearnReport, MigrationReport, Prediction, Task
+    from agent_il.results import ConsolidationReport, LearnReport, MigrationReport, Prediction, Task
     from agent_il.storage.doctor import Diagnosis
     from agent_il.storage.snapshots import SnapshotInfo
 
@@ -35,8 +35,9 @@ def _size(n: int) -> str:
 
 
 @contextmanager
-def progress(enabled: bool, what: str) -> Iterator[Callable[[int, int], None] | None]:
-    """A progress bar on stderr when it is a terminal; otherwise nothing."""
+def progress(enabled: bool, what: str) -> Iterator[Callable[..., None] | None]:
+    """A progress bar on stderr when it is a terminal; otherwise nothing. ``advance(done, total,
+    what=None)``: ``what`` renames the bar (a new phase of the same work)."""
     if not (enabled and sys.stderr.isatty()):
         yield None
         return
@@ -45,8 +46,8 @@ def progress(enabled: bool, what: str) -> Iterator[Callable[[int, int], None] | 
     with Progress(console=Console(stderr=True), transient=True) as bar:
         job = bar.add_task(what, total=None)
 
-        def advance(done: int, total: int) -> None:
-            bar.update(job, completed=done, total=total)
+        def advance(done: int, total: int, what: str | None = None) -> None:
+            bar.update(job, completed=done, total=total, **({"description": what} if what else {}))
 
         yield advance
 
@@ -150,6 +151,19 @@ def migration_report(r: MigrationReport) -> None:
     threshold(r.calibration)
     if r.snapshot:
         out.print(f"Snapshot of the state before: {r.snapshot} (agent-il rollback returns to {r.model['from']}).")
+
+
+def consolidation_report(r: ConsolidationReport) -> None:
+    """What a consolidation did: the fine-tune, then the migration to the adapted encoder."""
+    t = r.tuning
+    out.print(
+        escape(
+            f"Fine-tuned {r.base} on {t['examples']} examples of {t['classes']} intents: {t['epochs']:.2f} epochs "
+            f"({t['steps']} of {t['planned_steps']} planned steps) on {t['device']}, {r.timings['training']:.0f} s."
+        )
+    )
+    migration_report(r.migration)
+    out.print(f"Consolidated in {r.seconds:.1f} s; later learns use the adapted encoder.")
 
 
 def learn_warnings(r: LearnReport) -> None:

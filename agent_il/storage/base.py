@@ -28,7 +28,7 @@ from safetensors.numpy import save as save_safetensors
 
 from agent_il.errors import DamagedError, InvalidInputError, WorkspaceError
 from agent_il.memory.store import RecordStore
-from agent_il.state import READABLE_SCHEMAS, SCHEMA_VERSION, SPACE, STORES
+from agent_il.state import ENCODERS, READABLE_SCHEMAS, SCHEMA_VERSION, SPACE, STORES
 from agent_il.storage.blobs import Blobs, sha256
 from agent_il.storage.journal import Journal
 
@@ -153,9 +153,9 @@ class Workspace(abc.ABC):
         return made[space]
 
     def spaces(self) -> set[str]:
-        """Every space that has a collection here."""
+        """Every space that has a collection or an adapted encoder here."""
         names = {self.collection(store): store for store in (*STORES, "inbox")}
-        found = set()
+        found = {k.split("/")[1] for k in self.blobs.keys(f"{ENCODERS}/") if k.count("/") == 2}
         for name in self.collections():
             for base in names:
                 if name == base:
@@ -164,13 +164,17 @@ class Workspace(abc.ABC):
                     found.add(name[len(base) + 1 :])
         return found
 
-    def drop_space(self, space: str) -> None:
-        """Delete the collections of ``space`` (no state or snapshot names it any more)."""
+    def drop_space(self, space: str, *, encoders: bool = True) -> None:
+        """Delete the collections of ``space`` and (``encoders``) the encoder adapted in it: no
+        state or snapshot names it any more."""
         self._made("_stores").pop(space, None)
         self._made("_inboxes").pop(space, None)
         for store in (*STORES, "inbox"):
             with contextlib.suppress(Exception):  # not made, or dropped by another writer
                 self.client.delete_collection(self.collection(store, space))
+        if space and encoders:
+            for key in self.blobs.keys(f"{ENCODERS}/{space}/"):
+                self.blobs.delete(key)
 
     def forget_stores(self) -> None:
         """Drop the stores made so far (their client is gone: a store set aside)."""

@@ -51,6 +51,19 @@ def bench(
             "(nearest-mean, router, logreg) run too.",
         ),
     ] = None,
+    consolidate_every: Annotated[
+        str | None,
+        typer.Option(
+            "--consolidate-every",
+            metavar="INTEGER",
+            help="Consolidate after every K tasks and after the last: the encoder is fine-tuned on the "
+            "examples seen so far and the strategy learns them again on its vectors.",
+        ),
+    ] = None,
+    max_minutes: Annotated[
+        str,
+        typer.Option("--max-minutes", metavar="NUMBER", help="With --consolidate-every: each fine-tune's budget."),
+    ] = "10",
     quick: Annotated[bool, typer.Option("--quick", help="One seed and the first 3 tasks only: a smoke run.")] = False,
     out: Annotated[Path, typer.Option("--out", help="Directory for results.json, report.md and plots.")] = Path(
         "bench-results"
@@ -80,12 +93,19 @@ def bench(
     from agent_il.bench import datasets, protocol, reports
     from agent_il.bench.baselines import BASELINES
     from agent_il.cli import render
+    from agent_il.consolidation import MAX_MINUTES
     from agent_il.encoding.base import check_backend
 
     check_backend(backend)  # refused before anything is read, encoded or written
     n_tasks_asked = None if tasks is None else validation.integer(tasks, "--tasks", 1, MAX_TASKS, text=True)
     memory = validation.positive_int(memory_per_class, "--memory-per-class", MAX_MEMORY_PER_CLASS, text=True)
     n_shots = None if shots is None else validation.positive_int(shots, "--shots", MAX_MEMORY_PER_CLASS, text=True)
+    every = (
+        None
+        if consolidate_every is None
+        else validation.positive_int(consolidate_every, "--consolidate-every", MAX_TASKS, text=True)
+    )
+    minutes = validation.real(max_minutes, "--max-minutes", 0.0, MAX_MINUTES, open_min=True, text=True)
     seed_list = _seeds(seeds) if seeds else [0, 1, 2]
     if quick:
         seed_list = seed_list[:1]
@@ -103,6 +123,11 @@ def bench(
         )
     n_tasks = n_tasks_asked or protocol.default_task_count(corpus.classes)
     with datasets.Embeddings(model, cache_dir, backend) as embed:
+        consolidator = None
+        if every is not None:
+            from agent_il.bench.consolidating import Consolidator
+
+            consolidator = Consolidator(embed.model_id, every, minutes)
         with render.progress(enabled=not as_json, what="Encoding") as advance:
             train_split, test_split = datasets.encode(corpus, embed, on_progress=advance)
         tasks_run = min(3, n_tasks) if quick else n_tasks
@@ -125,6 +150,7 @@ def bench(
                 limit_tasks=tasks_run,
                 on_task=tick,
                 shots=n_shots,
+                consolidate=consolidator,
             )
         extra = {
             "model": embed.model_id,
@@ -132,10 +158,15 @@ def bench(
             "train": str(train),
             "test": str(test or train),
             "encoded_texts": embed.encoded_count,  # 0 when every embedding came from the cache
+            "max_minutes": minutes if every else None,
         }
         oos = None
         if not quick and not n_shots and corpus.has_oos():  # CLINC150 at full data: rejection figures too
-            oos = datasets.oos_figures(corpus, embed, train_split, test_split, n_tasks)
+            if consolidator is None:
+                oos = datasets.oos_figures(corpus, embed, train_split, test_split, n_tasks)
+            else:  # the first seed's encoder, tuned on every training example
+                moved = consolidator.all_rows(train_split, test_split, seed_list[0])
+                oos = datasets.oos_figures(corpus, consolidator.embed(seed_list[0]), *moved, n_tasks)
     written = reports.write(result, out, f"Class-incremental benchmark: {train.name}", extra, oos=oos)
     emit(written) if as_json else render.bench_table(written, out)
 

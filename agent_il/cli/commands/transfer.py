@@ -1,6 +1,6 @@
-"""``agent-il export``, ``import`` and ``migrate``: write every stored example out (JSONL with every
-field, CSV, Rasa NLU, a semantic-router config), replay a JSONL export into another workspace, and
-move a workspace to another encoder."""
+"""``agent-il export``, ``import``, ``migrate`` and ``consolidate``: write every stored example out
+(JSONL with every field, CSV, Rasa NLU, a semantic-router config), replay a JSONL export into
+another workspace, move a workspace to another encoder, or to its own encoder fine-tuned on it."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ def register(app: typer.Typer) -> None:
     app.command("export")(export)
     app.command("import")(import_)
     app.command("migrate")(migrate)
+    app.command("consolidate")(consolidate)
 
 
 @guarded
@@ -127,3 +128,41 @@ def migrate(
         emit(report.to_dict())
         return
     render.migration_report(report)
+
+
+@guarded
+def consolidate(
+    ctx: typer.Context,
+    max_minutes: Annotated[
+        str,
+        typer.Option(
+            "--max-minutes", metavar="NUMBER", help="Time budget for all of it; the fine-tune takes what is left."
+        ),
+    ] = "10",
+    home: Home = None,
+    as_json: Json = False,
+) -> None:
+    """Let the encoder learn from the knowledge base: fine-tune the base encoder on every stored
+    example (held-out ones never), keep it in the workspace, then migrate to it (every stored
+    text encoded again, every learn learned again).
+
+    Learns stay fast and use the adapted encoder from then on; run it again after many learns
+    (it always starts from the base model, so it follows edits and erasures). One transaction:
+    `agent-il rollback` returns to the encoder and head before. Uses CUDA when present.
+
+    Example: `agent-il consolidate --max-minutes 10`
+    """
+    from agent_il import validation
+    from agent_il.cli import render
+    from agent_il.consolidation import MAX_MINUTES
+
+    minutes = validation.real(max_minutes, "--max-minutes", 0.0, MAX_MINUTES, open_min=True, text=True)
+    learner = open_learner(ctx, home)
+    with render.progress(enabled=not as_json, what="Fine-tuning") as advance:
+        phases = {"tuning": "Fine-tuning", "encoding": "Encoding"}
+        tick = (lambda phase, done, total: advance(done, total, phases[phase])) if advance else None
+        report = learner.consolidate(max_minutes=minutes, on_progress=tick)
+    if as_json:
+        emit(report.to_dict())
+        return
+    render.consolidation_report(report)
