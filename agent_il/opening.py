@@ -8,7 +8,7 @@ from typing import Any
 
 from agent_il import strategies
 from agent_il.config import WorkspaceConfig
-from agent_il.encoding import adapted
+from agent_il.encoding import adapted, layout
 from agent_il.encoding.base import check_backend
 from agent_il.encoding.encoder import Encoder, normalise_model_id, resolve
 from agent_il.errors import WorkspaceError
@@ -66,4 +66,4 @@ def encoder_of(
 def fetch(ws: Workspace, model: str) -> None:
     """Lay out ``model`` on this machine when it is an encoder adapted in ``ws`` (consolidation)."""
     if adapted.is_adapted(model):
-        adapted.ensure(model, ws.blobs.get)
+        layout.ensure(model, ws.blobs.get)

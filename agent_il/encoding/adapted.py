@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 from agent_il.encoding.cache import user_cache
 from agent_il.errors import DamagedError, WorkspaceError
 from agent_il.state import ENCODERS as FOLDER
-from agent_il.storage.atomic import fsync_dir
 from agent_il.storage.blobs import sha256
 
 if TYPE_CHECKING:
@@ -29,7 +26,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("agent_il")
 PREFIX = "workspace:"
 FORMAT = 1
-_MARK = "agent-il-adapted.json"
+MARK = "agent-il-adapted.json"  # written last into a laid-out folder: its blob's SHA-256
 
 
 def is_adapted(model_id: str) -> bool:
@@ -87,45 +84,9 @@ def folder(model: str) -> Path:
 
 
 def materialised(model: str) -> Path:
-    """The runnable folder of an adapted encoder, which :func:`ensure` must have made."""
+    """The runnable folder of an adapted encoder, which :func:`agent_il.encoding.layout.ensure`
+    must have made."""
     path = folder(model)
-    if not (path / _MARK).is_file():
+    if not (path / MARK).is_file():
         raise WorkspaceError(f"the adapted encoder {model} is not on this machine; open its workspace to fetch it")
-    return path
-
-
-def ensure(model: str, read: Callable[[str], bytes]) -> Path:
-    """A sentence-transformers folder of the adapted encoder ``model``, made from its blob
-    (``read(key)``) over its base model unless a checked one is already here."""
-    path = folder(model)
-    key = blob_key(model)
-    digest = key.rsplit("/", 1)[-1].removesuffix(".safetensors")
-    try:
-        if json.loads((path / _MARK).read_text())["sha256"].startswith(digest):
-            return path
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
-    data = read(key)
-    if not sha256(data).startswith(digest):
-        raise DamagedError(f"the adapted encoder {model} does not match its checksum")
-    tensors, meta = unpack(data, model)
-    from agent_il.encoding.sbert import load_sentence_transformer
-
-    st = load_sentence_transformer(meta["base"], "cpu")
-    target = st[0].auto_model
-    missing = sorted(set(tensors) - set(target.state_dict()))
-    if missing:
-        raise DamagedError(f"the adapted encoder {model} names tensors its base model lacks: {missing[:3]}")
-    target.load_state_dict(tensors, strict=False)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=".tmp-"))
-    try:
-        st.save(str(tmp))
-        (tmp / _MARK).write_text(json.dumps({"sha256": sha256(data), "base": meta["base"]}))
-        shutil.rmtree(path, ignore_errors=True)
-        tmp.rename(path)
-        fsync_dir(path.parent)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    log.info("adapted encoder %s laid over %s in %s", model, meta["base"], path)
     return path
