@@ -36,7 +36,7 @@ class Plan:
     layers: int = 2
     epochs: float = 3.0
     batch_size: int = 64
-    lr: float = 1e-4
+    lr: float = 2e-4
     head_lr: float = 1e-2
     scale: float = 20.0  # cosine-softmax temperature: logits are scale * cos(embedding, class)
     label_smoothing: float = 0.1
