@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from agent_il.encoding import adapted
 from agent_il.encoding.cache import EmbeddingCache
 from agent_il.state import STORES, WorkspaceState
 
@@ -23,10 +24,13 @@ def purge(learner: Any, ids: list[str], texts: set[str], drop_snapshots: bool) -
             for store, stores in ((s, ws.record_stores(space)) for s in STORES)
         }
         everything = set().union(*targets.values())
+        learned_from = {learner.state.config.model} if everything & set(learner.state.live("examples")) else set()
         for name in learner.snapshots.names():
             saved = WorkspaceState.from_json(learner.snapshots._manifest(name)["state"], f"snapshot {name!r}")
             if not any(everything & set(saved.live(store)) for store in STORES):
                 continue
+            if everything & set(saved.live("examples")):
+                learned_from.add(saved.config.model)
             if drop_snapshots or not learner.strategy.exact_edits or saved.examples is None:
                 learner.snapshots.delete(name)
                 found["snapshots deleted"] = found.get("snapshots deleted", 0) + 1
@@ -57,6 +61,9 @@ def purge(learner: Any, ids: list[str], texts: set[str], drop_snapshots: bool) -
             finally:
                 cache.close()
         found.update(ws.vacuum(sorted(everything | inbox)))
+        # An adapted encoder was fine-tuned on the examples of its day: `consolidate` again
+        # (it starts from the base model) and delete the snapshots that name the old one.
+        found["adapted encoders that learned from them"] = sum(map(adapted.is_adapted, learned_from))
     return found
 
 

@@ -204,3 +204,15 @@ def test_bench_consolidates_every_k_tasks(tmp_path, clinc, tiny_model):
     for bad in ("0", "x"):
         result = CliRunner().invoke(app, [*args, "--consolidate-every", bad, "--out", str(tmp_path / "bad")])
         assert result.exit_code == 1 and "--consolidate-every" in result.output
+
+
+def test_a_purge_and_the_doctor_see_the_adapted_encoder(tmp_path, tiny_model, learns):
+    a = learn_all(IntentLearner.open(tmp_path / "a", model=tiny_model), learns[:1])
+    report = a.consolidate()
+    secret = next(e.text for e in a.examples() if not e.held_out)
+    removed = a.remove_examples(texts=[secret], purge=True)
+    assert removed.purged is not None and removed.purged["adapted encoders that learned from them"] == 1
+    assert a.doctor().ok
+    a.workspace.blobs.put(adapted.blob_key(report.encoder), b"not the weights")
+    found = a.doctor()
+    assert not found.ok and any(p.startswith("encoder:") and "checksum" in p for p in found.problems)

@@ -72,6 +72,15 @@ def unpack(data: bytes, where: str) -> tuple[dict[str, torch.Tensor], dict[str, 
     return tensors, {"base": meta["base"], **info}
 
 
+def check(model: str, read: Callable[[str], bytes]) -> bool:
+    """True, or an error unless ``model``, when it is an adapted encoder, has its blob whole."""
+    if is_adapted(model):
+        key = blob_key(model)
+        if not sha256(read(key)).startswith(key.rsplit("/", 1)[-1].removesuffix(".safetensors")):
+            raise DamagedError(f"the adapted encoder {model} does not match its checksum")
+    return True
+
+
 def base_of(model: str, read: Callable[[str], bytes]) -> str:
     """The model an encoder was adapted from (itself when it is not an adapted one)."""
     if not is_adapted(model):

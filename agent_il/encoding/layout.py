@@ -27,8 +27,7 @@ def ensure(model: str, read: Callable[[str], bytes]) -> Path:
     if _laid_out(path, digest):
         return path
     data = read(key)
-    if not sha256(data).startswith(digest):
-        raise DamagedError(f"the adapted encoder {model} does not match its checksum")
+    adapted.check(model, lambda _: data)
     tensors, meta = adapted.unpack(data, model)
     from agent_il.encoding.sbert import load_sentence_transformer
 

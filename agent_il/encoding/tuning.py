@@ -90,7 +90,7 @@ def fine_tune(
     full_pass = (lowered - start) * len(body.stack) / max(body.split, 1)  # the lower pass scaled up
     with torch.inference_mode():
         first = torch.cat([body.embed(b) for b in _batches(len(texts), 256)])
-    means = torch.stack([first[y == c].mean(0) for c in range(len(classes))])
+    means = torch.stack([first[(y == c).to(first.device)].mean(0) for c in range(len(classes))])
     head = torch.nn.Parameter(torch.nn.functional.normalize(means, dim=-1).to(body.device))
     tuned = body.parameters()
     optimiser = torch.optim.AdamW(

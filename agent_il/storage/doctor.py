@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from agent_il.encoding import adapted
 from agent_il.errors import AgentILError
 from agent_il.memory.store import RecordStore
 from agent_il.state import STORES, WorkspaceState
@@ -61,6 +62,7 @@ def diagnose(
         found = Diagnosis(ws.location, int(raw["generation"]))
         state = WorkspaceState.from_json(raw, ws.location)
         _trying(found, "head", check_head, state)
+        _trying(found, "encoder", adapted.check, state.config.model, ws.blobs.get)
         if raw.get("statistics") and raw.get("schema", 1) >= 2:
             _trying(
                 found,
@@ -121,6 +123,8 @@ def intact_snapshots(history: History, readable: bool, found: Diagnosis) -> list
         if loaded is None:
             continue
         state = WorkspaceState.from_json(loaded[0], f"snapshot {name!r}")
+        if _trying(found, f"snapshot {name}", adapted.check, state.config.model, history.blobs.get) is None:
+            continue
         stores = history.stores_of(state.space)
         missing = sum(len(set(ids) - stores[s].existing(ids)) for s in STORES if (ids := state.live(s)))
         if missing:
