@@ -119,7 +119,7 @@ def fine_tune(
             steps += 1
             if seconds is not None and steps == _TIMED_STEPS:
                 per_step = (time.perf_counter() - began) / steps
-                total = max(steps, min(planned, int(seconds(full_pass) / per_step)))
+                total = max(steps, min(planned, steps + int(seconds(full_pass) / per_step)))
             if on_progress:
                 on_progress(steps, total)
     finally:
