@@ -43,9 +43,15 @@ SETS = {
 }
 
 
-def bench(name: str, args: list[str], seeds: str, every: int | None, quick: bool) -> dict[str, Any]:
+def bench(
+    name: str, args: list[str], seeds: str, every: int | None, quick: bool, shots: int | None = None
+) -> dict[str, Any]:
     folder = OUT / (name if every else f"{name}-frozen")
-    cmd = [sys.executable, str(ROOT / "cli.py"), "bench", *args, "--strategies", "ridge", "--seeds", seeds]
+    strategies = "ridge"
+    if shots:  # the baselines too, on the same vectors (consolidated ones when consolidating)
+        folder, strategies = folder.with_name(f"{folder.name}-{shots}-shots"), "ridge,nearest-mean,router,logreg"
+        args = [*args, "--shots", str(shots)]
+    cmd = [sys.executable, str(ROOT / "cli.py"), "bench", *args, "--strategies", strategies, "--seeds", seeds]
     cmd += ["--out", str(folder), "--json"] + (["--consolidate-every", str(every)] if every else [])
     cmd += ["--quick"] if quick else []
     start = time.perf_counter()
@@ -158,6 +164,7 @@ def main() -> None:
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--skip-bench", action="store_true")
     parser.add_argument("--skip-product", action="store_true")
+    parser.add_argument("--fewshot", action="store_true", help="also N = 5, 10, 30 shots, consolidated at the end")
     args = parser.parse_args()
     seeds = "0" if args.quick else args.seeds
     OUT.mkdir(parents=True, exist_ok=True)
@@ -175,6 +182,15 @@ def main() -> None:
         prod = product(args.quick)
         (OUT / "product.json").write_text(json.dumps(prod, indent=1))
         print(json.dumps({k: prod[k] for k in ("consolidate_seconds", "predict_before", "predict_after")}), flush=True)
+    if args.fewshot:
+        fewshot = {}
+        for name, (files, _) in SETS.items():
+            tasks = 7 if name == "banking77" else 15
+            for n in (5, 10, 30):
+                r = bench(name, files, seeds, tasks, args.quick, shots=n)
+                fewshot[f"{name}/{n}"] = {k: v["final_accuracy"] for k, v in r["strategies"].items()}
+                print(name, n, fewshot[f"{name}/{n}"], flush=True)
+                (OUT / "fewshot.json").write_text(json.dumps(fewshot, indent=1))
     (OUT / "table.md").write_text(table(benches, prod))
     print(table(benches, prod))
 

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 _TIMED_STEPS = 8  # steps timed before the schedule is fitted to the budget
 _CHECK_ROWS = 8  # texts the cached path is checked on against the model's own forward pass
 _TOLERANCE = 1e-4
+_POOL = 8  # batches drawn at once, then cut by text length
 
 
 @dataclass(frozen=True)
@@ -88,8 +89,10 @@ def fine_tune(
     cached = body.cache(texts, plan.batch_size)
     lowered = time.perf_counter()
     full_pass = (lowered - start) * len(body.stack) / max(body.split, 1)  # the lower pass scaled up
+    first = torch.zeros(len(texts), model.get_embedding_dimension() or 1, device=body.device)
     with torch.inference_mode():
-        first = torch.cat([body.embed(b) for b in _batches(len(texts), 256)])
+        for batch in body.by_length(np.arange(len(texts)), 256):
+            first[torch.as_tensor(batch, device=body.device)] = body.embed(batch)
     means = torch.stack([first[(y == c).to(first.device)].mean(0) for c in range(len(classes))])
     head = torch.nn.Parameter(torch.nn.functional.normalize(means, dim=-1).to(body.device))
     tuned = body.parameters()
@@ -99,7 +102,7 @@ def fine_tune(
     per_epoch = math.ceil(len(texts) / plan.batch_size)
     planned = max(1, math.ceil(per_epoch * plan.epochs))
     total = planned
-    sampler = _Balanced(y.numpy(), plan.batch_size, plan.seed)
+    sampler = _Balanced(y.numpy(), body.lengths(), plan.batch_size, plan.seed)
     y = y.to(body.device)
     model.train()
     steps, began = 0, time.perf_counter()
@@ -139,22 +142,26 @@ def fine_tune(
     )
 
 
-def _batches(n: int, size: int) -> list[np.ndarray]:
-    return [np.arange(s, min(n, s + size)) for s in range(0, n, size)]
-
-
 class _Balanced:
-    """Batches drawn so that every class is as likely as any other, whatever its count."""
+    """Batches drawn so that every class is as likely as any other, whatever its count; drawn
+    ``_POOL`` batches at a time and cut by length, so a batch's texts are padded little."""
 
-    def __init__(self, y: np.ndarray, size: int, seed: int) -> None:
+    def __init__(self, y: np.ndarray, lengths: np.ndarray, size: int, seed: int) -> None:
         counts = np.bincount(y)
         self.p = 1.0 / counts[y]
         self.p /= self.p.sum()
+        self.lengths = lengths
         self.size = min(size, len(y))
         self.rng = np.random.default_rng([seed, 23])
+        self.ready: list[np.ndarray] = []
 
     def next(self) -> np.ndarray:
-        return self.rng.choice(len(self.p), size=self.size, replace=False, p=self.p)
+        if not self.ready:
+            pool = self.rng.choice(len(self.p), size=min(len(self.p), _POOL * self.size), replace=False, p=self.p)
+            pool = pool[np.argsort(self.lengths[pool], kind="stable")]
+            cut = [pool[s : s + self.size] for s in range(0, len(pool) - self.size + 1, self.size)]
+            self.ready = [cut[i] for i in self.rng.permutation(len(cut))]
+        return self.ready.pop()
 
 
 class _Body:
@@ -191,9 +198,13 @@ class _Body:
         tokenize = getattr(self.model, "preprocess", None) or self.model.tokenize
         self.features = [tokenize([t]) for t in texts]
         rows = self.features[:_CHECK_ROWS]
+        hidden: list[torch.Tensor] = [None] * len(texts)  # type: ignore[list-item]
         with torch.inference_mode():
             reference = self.model(self._padded(rows))["sentence_embedding"]
-            hidden = [h for b in _batches(len(texts), 128) for h in self._lower([self.features[i] for i in b])]
+            for batch in self.by_length(np.arange(len(texts)), 128):  # little padding: long texts together
+                hidden_rows = self._lower([self.features[i] for i in batch])
+                for i, h in zip(batch, hidden_rows):
+                    hidden[i] = h
         self.hidden = hidden
         with torch.inference_mode():
             mine = self.embed(np.arange(len(rows)))
@@ -201,6 +212,14 @@ class _Body:
         if not gap < _TOLERANCE:  # an architecture this split does not reproduce: run it whole
             self.hidden = None
         return self.hidden is not None
+
+    def lengths(self) -> np.ndarray:
+        return np.array([int(f["input_ids"].shape[1]) for f in self.features])
+
+    def by_length(self, rows: np.ndarray, size: int) -> list[np.ndarray]:
+        """``rows`` in batches of ``size``, shortest texts first."""
+        order = rows[np.argsort(self.lengths()[rows], kind="stable")]
+        return [order[s : s + size] for s in range(0, len(order), size)]
 
     def _padded(self, features: list[dict[str, Any]]) -> dict[str, Any]:
         import torch
