@@ -171,17 +171,17 @@ def main() -> None:
     benches: dict[str, Any] = {}
     if args.skip_bench and (OUT / "benches.json").exists():  # the table from the last run's benches
         benches = json.loads((OUT / "benches.json").read_text())
+    prod = None
+    if not args.skip_product:
+        prod = product(args.quick)
+        (OUT / "product.json").write_text(json.dumps(prod, indent=1))
+        print(json.dumps({k: prod[k] for k in ("consolidate_seconds", "predict_before", "predict_after")}), flush=True)
     if not args.skip_bench:
         for name, (files, every) in SETS.items():
             for k in (None, every):
                 benches[f"{name}/{k or 'frozen'}"] = bench(name, files, seeds, k, args.quick)
                 print(name, k, benches[f"{name}/{k or 'frozen'}"]["strategies"]["ridge"]["final_accuracy"], flush=True)
         (OUT / "benches.json").write_text(json.dumps(benches, indent=1))
-    prod = None
-    if not args.skip_product:
-        prod = product(args.quick)
-        (OUT / "product.json").write_text(json.dumps(prod, indent=1))
-        print(json.dumps({k: prod[k] for k in ("consolidate_seconds", "predict_before", "predict_after")}), flush=True)
     if args.fewshot:
         fewshot = {}
         for name, (files, _) in SETS.items():

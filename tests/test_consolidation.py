@@ -79,13 +79,15 @@ def test_consolidation_answers_as_a_workspace_of_the_adapted_encoder(tmp_path, t
     assert a.config.model == report.encoder  # later learns use the adapted encoder
     a.close()
     again = IntentLearner.open(tmp_path / "a")
-    assert again.config.model == report.encoder and again.predict(["a ticket to the moon please"])[0].label == "space_trip"
+    assert again.config.model == report.encoder
+    assert again.predict(["a ticket to the moon please"])[0].label == "space_trip"
     again.rollback()
     assert_same(answers(again, queries), consolidated, tol=1e-9, score_tol=1e-9)
     again.rollback()  # before the consolidation: the base encoder, its head, and no adapted blob
     assert again.config.model == base
     assert_same(answers(again, queries), before, tol=1e-6, score_tol=1e-6)
     assert again.workspace.spaces() == {""} and again.workspace.blobs.keys("encoders/") == []
+    assert not adapted.folder(report.encoder).exists()  # nor its layout on this machine
     assert again.doctor().ok
 
 

@@ -60,3 +60,14 @@ def _laid_out(path: Path, digest: str) -> bool:
         return str(json.loads((path / adapted.MARK).read_text())["sha256"]).startswith(digest)
     except (OSError, ValueError, KeyError, TypeError):
         return False
+
+
+def forget(key: str) -> None:
+    """Delete this machine's layout of the adapted encoder stored under blob ``key``, and its
+    ONNX exports (each a copy of the model: a workspace that consolidates often would pile them up)."""
+    from agent_il.encoding import export
+
+    model = adapted.PREFIX + key
+    shutil.rmtree(adapted.folder(model), ignore_errors=True)
+    for backend in export.VARIANTS:
+        shutil.rmtree(export.folder_of(model, backend), ignore_errors=True)

@@ -26,6 +26,7 @@ import numpy as np
 from safetensors.numpy import load as load_safetensors
 from safetensors.numpy import save as save_safetensors
 
+from agent_il.encoding import layout
 from agent_il.errors import DamagedError, InvalidInputError, WorkspaceError
 from agent_il.memory.store import RecordStore
 from agent_il.state import ENCODERS, READABLE_SCHEMAS, SCHEMA_VERSION, SPACE, STORES
@@ -175,6 +176,7 @@ class Workspace(abc.ABC):
         if space and encoders:
             for key in self.blobs.keys(f"{ENCODERS}/{space}/"):
                 self.blobs.delete(key)
+                layout.forget(key)
 
     def forget_stores(self) -> None:
         """Drop the stores made so far (their client is gone: a store set aside)."""
