@@ -33,6 +33,7 @@ BASE: dict[tuple[str, ...], list[str]] = {
     ("intents", "confusions"): [],
     ("inbox", "list"): [],
     ("examples", "list"): [],
+    ("consolidate",): [],
     ("bench",): [str(BANKING), "--test", str(TEST), "--quick", "--out", "{out}"],
     ("serve",): ["mcp"],
 }
