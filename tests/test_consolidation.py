@@ -117,7 +117,7 @@ def test_the_split_reproduces_the_bundled_model(clinc):
     model = load_sentence_transformer(DEFAULT_MODEL, "cpu")
     body = tuning._Body(model, layers=2)
     texts = [t for t, _ in clinc.data["train"][:12]]
-    assert body.cache(texts, 4)  # the lower layers' output, run through the top two, is the model's
+    assert body.cache(texts)  # the lower layers' output, run through the top two, is the model's
     assert body.split == 4 and all(k.startswith(("encoder.layer.4.", "encoder.layer.5.")) for k in body.named_tuned())
 
 

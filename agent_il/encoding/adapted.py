@@ -10,7 +10,6 @@ checked against the blob's SHA-256 (a folder from another blob is made again).""
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,7 +22,6 @@ from agent_il.storage.blobs import sha256
 if TYPE_CHECKING:
     import torch
 
-log = logging.getLogger("agent_il")
 PREFIX = "workspace:"
 FORMAT = 1
 MARK = "agent-il-adapted.json"  # written last into a laid-out folder: its blob's SHA-256
@@ -44,9 +42,9 @@ def blob_key(model: str) -> str:
     return model[len(PREFIX) :]
 
 
-def space_prefix(space: str) -> str:
-    """Blob keys of the encoders adapted in ``space`` (deleted with it)."""
-    return f"{FOLDER}/{space}/"
+def digest(model: str) -> str:
+    """The leading hex digits of the blob's SHA-256 that the id carries."""
+    return blob_key(model).rsplit("/", 1)[-1].removesuffix(".safetensors")
 
 
 def pack(tensors: dict[str, torch.Tensor], base: str, info: dict[str, Any]) -> bytes:
@@ -75,8 +73,7 @@ def unpack(data: bytes, where: str) -> tuple[dict[str, torch.Tensor], dict[str, 
 def check(model: str, read: Callable[[str], bytes]) -> bool:
     """True, or an error unless ``model``, when it is an adapted encoder, has its blob whole."""
     if is_adapted(model):
-        key = blob_key(model)
-        if not sha256(read(key)).startswith(key.rsplit("/", 1)[-1].removesuffix(".safetensors")):
+        if not sha256(read(blob_key(model))).startswith(digest(model)):
             raise DamagedError(f"the adapted encoder {model} does not match its checksum")
     return True
 
@@ -89,7 +86,7 @@ def base_of(model: str, read: Callable[[str], bytes]) -> str:
 
 
 def folder(model: str) -> Path:
-    return user_cache() / FOLDER / blob_key(model).rsplit("/", 1)[-1].removesuffix(".safetensors")
+    return user_cache() / FOLDER / digest(model)
 
 
 def materialised(model: str) -> Path:

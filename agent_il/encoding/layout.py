@@ -21,12 +21,10 @@ log = logging.getLogger("agent_il")
 def ensure(model: str, read: Callable[[str], bytes]) -> Path:
     """A sentence-transformers folder of the adapted encoder ``model``, made from its blob
     (``read(key)``) over its base model unless a checked one is already here."""
-    path = adapted.folder(model)
-    key = adapted.blob_key(model)
-    digest = key.rsplit("/", 1)[-1].removesuffix(".safetensors")
+    path, digest = adapted.folder(model), adapted.digest(model)
     if _laid_out(path, digest):
         return path
-    data = read(key)
+    data = read(adapted.blob_key(model))
     adapted.check(model, lambda _: data)
     tensors, meta = adapted.unpack(data, model)
     from agent_il.encoding.sbert import load_sentence_transformer

@@ -61,7 +61,6 @@ class Tuned:
     epochs: float  # passes over the examples the steps made
     cached: bool  # whether the lower layers' output was kept (else every step ran the whole model)
     seconds: dict[str, float] = field(default_factory=dict)
-    full_pass: float = 0.0  # estimated seconds of the whole model over the texts
 
 
 def fine_tune(
@@ -86,7 +85,7 @@ def fine_tune(
     index = {c: i for i, c in enumerate(classes)}
     y = torch.tensor([index[v] for v in labels])
     body = _Body(model, plan.layers)
-    cached = body.cache(texts, plan.batch_size)
+    cached = body.cache(texts)
     lowered = time.perf_counter()
     full_pass = (lowered - start) * len(body.stack) / max(body.split, 1)  # the lower pass scaled up
     first = torch.zeros(len(texts), model.get_embedding_dimension() or 1, device=body.device)
@@ -138,7 +137,6 @@ def fine_tune(
         epochs=round(steps * plan.batch_size / len(texts), 3),
         cached=cached,
         seconds={"lower_layers": round(lowered - start, 3), "training": round(done - began, 3)},
-        full_pass=round(full_pass, 3),
     )
 
 
@@ -191,7 +189,7 @@ class _Body:
         prefix = [f"encoder.layer.{i}." for i in range(self.split, len(self.stack))]
         return {k: v for k, v in self.transformer.state_dict().items() if k.startswith(tuple(prefix))}
 
-    def cache(self, texts: Sequence[str], batch_size: int) -> bool:
+    def cache(self, texts: Sequence[str]) -> bool:
         """Run the lower layers once over ``texts``; returns whether their output is used."""
         import torch
 
