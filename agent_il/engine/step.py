@@ -264,10 +264,16 @@ def at_learn(
     others = None
     rest = [k for k, y in enumerate(ex_labels) if y not in touched]
     if ex_x is not None and rest:
-        learned_count = {y: n for t in state.tasks for y, n in t.counts.items()}  # what each class last had
-        counts = np.array([learned_count[y] for y in labels], dtype=np.float64)
-        rest_y = np.array([index[ex_labels[k]] for k in rest])
-        others = (ex_x[rest], rest_y, counts[rest_y])
+        # Each exemplar's weight in the head is that of its class's training rows in its own learn
+        # (held-out rows aside): its leave-one-out scores need that size.
+        last = {y: n for t in state.tasks for y, n in t.counts.items()}  # workspaces without examples
+        sizes = {(t, y): len(ids) for t, by_label in (state.examples or {}).items() for y, ids in by_label.items()}
+        metas = [both.metadatas[rows[k]] for k in rest]
+        counts = np.array(
+            [sizes.get((str(m.get("task_id")), ex_labels[k]), last[ex_labels[k]]) for m, k in zip(metas, rest)],
+            dtype=np.float64,
+        )
+        others = (ex_x[rest], np.array([index[ex_labels[k]] for k in rest]), counts)
     learned = calibrate_learn(
         strategy,
         train.x,

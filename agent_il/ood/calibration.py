@@ -28,8 +28,7 @@ if TYPE_CHECKING:
 
 CALIBRATION_ROWS = 2000  # in-scope rows a learn calibrates on (random subset beyond that)
 # A learn with this many rows of its own (or with the held-out slices) calibrates on them alone; a
-# smaller one adds the other intents' exemplars (herding picks central ones, whose scores run
-# high: a stricter threshold).
+# smaller one adds the other intents' exemplars, scored as if left out like its own rows.
 OWN_ROWS = 500
 OTHER_ROWS = 500  # of those exemplars: enough for a 5% quantile, and each costs a leave-one-out solve
 QUANTILES = 101  # the calibration score distribution kept in the state: 0%, 1%, ..., 100%
@@ -94,22 +93,19 @@ def calibrate_learn(
     seed: int = 0,
 ) -> LearnCalibration:
     """Calibrate ``settings`` (score, keep rate) on rows the head has not fitted: this learn's
-    training rows ``x`` (class ``y``) scored leave-one-out (rows just chosen as ``exemplar`` are
-    left out while enough others remain, since the distance scores have seen them), plus the
-    held-out slices ``held_x``. A strategy without leave-one-out scores calibrates on the held-out
-    slices when there are any, else on its fitted scores (which run high, so it rejects more
-    than the keep rate asks). ``others`` (features, class, the size of the class in its learn)
-    are the exemplars of classes this learn did not touch, added when the learn and the held-out
-    slices together have fewer than ``OWN_ROWS`` rows, so that a small learn does not calibrate
-    the whole workspace on itself; they are scored leave-one-out too (by the head and against
-    their class mean). ``held_logits``: the head's :func:`head_logits` of ``held_x`` when the
-    caller has them."""
+    training rows ``x`` (class ``y``) scored leave-one-out (the head's scores, and for rows just
+    chosen as ``exemplar`` the distance scores too), plus the held-out slices ``held_x``. A
+    strategy without leave-one-out scores calibrates on the held-out slices when there are any,
+    else on its fitted scores (which run high, so it rejects more than the keep rate asks).
+    ``others`` (features, class, the size of the class in its learn) are the exemplars of classes
+    this learn did not touch, added when the learn and the held-out slices together have fewer
+    than ``OWN_ROWS`` rows, so that a small learn does not calibrate the whole workspace on
+    itself; they are scored leave-one-out too. ``held_logits``: the head's :func:`head_logits`
+    of ``held_x`` when the caller has them."""
     import torch
 
     rng = np.random.default_rng(seed)
-    rows = np.flatnonzero(~exemplar)
-    if len(rows) < 20:
-        rows = np.arange(len(x))
+    rows = np.arange(len(x))
     if len(rows) > CALIBRATION_ROWS:
         rows = np.sort(rng.choice(rows, CALIBRATION_ROWS, replace=False))
     counts = np.bincount(y, minlength=int(y.max()) + 1).astype(np.float64)
@@ -162,7 +158,11 @@ def calibrate_learn(
 
 
 def _fitted(scores: np.ndarray, norm: dict[str, list[float]], keep: float, source: str) -> Calibration:
-    quantiles = [float(v) for v in np.quantile(scores, np.linspace(0.0, 1.0, QUANTILES))]
+    """The distribution as its quantiles, each at the ``(n + 1) p``-th smallest score (Weibull's
+    plotting position): a new in-scope row then falls below the ``p`` quantile with probability
+    ``p`` whatever ``n`` is, as split conformal prediction has it. numpy's default interpolates
+    toward the middle, so from 50 calibration rows a 95% keep rate kept about 93%."""
+    quantiles = [float(v) for v in np.quantile(scores, np.linspace(0.0, 1.0, QUANTILES), method="weibull")]
     return Calibration(threshold_for_keep(quantiles, keep), norm, quantiles, len(scores), source)
 
 

@@ -154,8 +154,12 @@ def _shrunk_inverse(cov: np.ndarray, n: int) -> np.ndarray:
     unshrunk precision would call every new input far away."""
     dim = cov.shape[0]
     scale = max(float(np.trace(cov)) / dim, 1e-6)
-    shrink = min(0.95, max(SHRINK, dim / max(n, 1)))
+    shrink = _shrink(dim, n)
     return _spd_inverse((1 - shrink) * cov + shrink * scale * np.eye(dim))
+
+
+def _shrink(dim: int, n: int) -> float:
+    return min(0.95, max(SHRINK, dim / max(n, 1)))
 
 
 def _spd_inverse(a: np.ndarray) -> np.ndarray:
@@ -176,6 +180,7 @@ class _Gaussians:
 
     def __init__(self, means: np.ndarray, precision: np.ndarray) -> None:
         projected = matmul(precision, means.T)  # d x C
+        self.means, self.precision64 = means, precision
         self.offsets = (means.T * projected).sum(0)  # mu_c^T P mu_c
         self.precision = precision.astype(np.float32)
         self.projected = projected.astype(np.float32)
@@ -202,20 +207,52 @@ def components(
             x = np.asarray(x, dtype=np.float32)  # the products in float32, as in _Gaussians
             cos = matmul(x, stats.unit_means.T.astype(np.float32)).astype(np.float64)
             dist = stats.classes.distances(x)
+            background = stats.background.distances(x)[:, 0]
             if own is not None:
                 column = np.cumsum(known) - 1  # class index -> column among the known ones
                 rows = np.flatnonzero((own >= 0) & (stats.counts[np.maximum(own, 0)] > 1))
                 c, n = own[rows], stats.counts[own[rows]][:, None].astype(np.float64)
                 mine = x[rows].astype(np.float64)
                 mean = (n * stats.means[c] - mine) / (n - 1)  # the class mean without the row
-                d = mine - mean
-                dist[rows, column[c]] = (matmul(d, stats.precision) * d).sum(1)
                 norms = np.linalg.norm(mean, axis=1).clip(1e-12)
                 cos[rows, column[c]] = (mine * mean).sum(1) / norms
+                total = int(stats.counts.sum())
+                dist[rows] = _left_out(stats.classes, mine, mine - stats.means[c], n[:, 0], column[c], total)
+                background[rows] = _left_out(
+                    stats.background,
+                    mine,
+                    mine - stats.background_mean,
+                    np.full(len(rows), float(total)),
+                    np.zeros(len(rows), dtype=np.int64),
+                    total,
+                )[:, 0]
             out["prototype"] = cos.max(1)
             out["mahalanobis"] = -dist.min(1)
-            background = stats.background.distances(x)
-            out["relative"] = -(dist - background).min(1)
+            out["relative"] = -(dist - background[:, None]).min(1)
+    return out
+
+
+def _left_out(
+    gaussians: _Gaussians, x: np.ndarray, residual: np.ndarray, size: np.ndarray, own: np.ndarray, total: int
+) -> np.ndarray:
+    """Squared distances of exemplar rows ``x`` to every mean of ``gaussians`` as if each row had
+    not been among the ``total`` exemplars: its own mean (column ``own``; ``residual``: the row
+    minus that mean, of a group of ``size`` rows) without it, and the shrunk covariance without
+    its outer product. Without this, a workspace whose rows are all exemplars (a few examples an
+    intent) calibrates on rows that lie in the span of the very covariance that measures them,
+    where the precision is small: their distances run short of a new query's, and the threshold
+    rejects far more than its keep rate (issue 17's small workspaces). With ``P`` the precision
+    and the covariance losing ``a r r^T``, Sherman-Morrison gives
+    ``e^T P' e = e^T P e + a (e^T P r)^2 / (1 - a r^T P r)``."""
+    shift = size / (size - 1)  # the group's scatter loses shift * r r^T; its mean moves by r / (size - 1)
+    a = (1.0 - _shrink(len(residual.T), total)) * shift / total  # the covariance is scatter / total, shrunk
+    pr = matmul(residual, gaussians.precision64)  # (P r)^T, a row each
+    q = (pr * residual).sum(1)
+    gain = a / (1.0 - a * q)
+    cross = (pr * x).sum(1)[:, None] - matmul(pr, gaussians.means.T)  # e_j^T P r for every mean j
+    out = gaussians.distances(x) + gain[:, None] * cross**2
+    rows = np.arange(len(x))
+    out[rows, own] = shift**2 * q / (1.0 - a * q)  # e = shift * r to the mean without the row
     return out
 
 
