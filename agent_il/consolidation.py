@@ -86,7 +86,8 @@ class Consolidation(Migration):
         self.workspace.blobs.put(adapted.blob_key(model_id), data)
         tuned_at = time.perf_counter()
         encode = (lambda done, total: on_progress("encoding", done, total)) if on_progress else None
-        moved = self._move(replace(state.config, model=model_id), space, encode)  # drops the space if it fails
+        newest = max(int(t) for t, by_label in state.examples.items() if any(by_label.values()))
+        moved = self._move(replace(state.config, model=model_id), space, encode, newest)  # drops the space if it fails
         finished = time.perf_counter()
         return ConsolidationReport(
             base=base,

@@ -90,17 +90,24 @@ class Migration:
         return self._move(replace(old.config, model=model_id, backend=chosen), new_space(), on_progress)
 
     def _move(
-        self, config: WorkspaceConfig, space: str, on_progress: Callable[[int, int], None] | None
+        self,
+        config: WorkspaceConfig,
+        space: str,
+        on_progress: Callable[[int, int], None] | None,
+        tuned_through: int | None = None,
     ) -> MigrationReport:
         """Encode every stored text with ``config``'s encoder and learn every learn again into
-        ``space``: one transaction, after which ``space`` is dropped if it did not commit."""
+        ``space``: one transaction, after which ``space`` is dropped if it did not commit.
+        ``tuned_through``: the newest task whose examples that encoder was fine-tuned on."""
         try:
             encoder = opening.encoder_of(config, self._encoders, self.encoder.device, self.workspace)
             dim = encoder.dim  # loads it: a model that does not load fails here, with nothing changed
             start = time.perf_counter()
             for attempt in self._tx.attempts():
                 with attempt:
-                    old, done, inbox, snap, (encoded, replayed) = self._move_once(encoder, config, space, on_progress)
+                    old, done, inbox, snap, (encoded, replayed) = self._move_once(
+                        encoder, config, space, on_progress, tuned_through
+                    )
         except BaseException:
             self.workspace.drop_space(space)  # named by no state: nothing to keep
             raise
@@ -133,7 +140,12 @@ class Migration:
         )
 
     def _move_once(
-        self, encoder: Encoder, config: WorkspaceConfig, space: str, on_progress: Callable[[int, int], None] | None
+        self,
+        encoder: Encoder,
+        config: WorkspaceConfig,
+        space: str,
+        on_progress: Callable[[int, int], None] | None,
+        tuned_through: int | None,
     ) -> tuple[WorkspaceState, Any, Records, SnapshotInfo | None, tuple[float, float]]:
         """One attempt of :meth:`_move` on the state as it is now."""
         from agent_il.engine import replay
@@ -157,7 +169,7 @@ class Migration:
         encoded = time.perf_counter()
         parts = _split(x, [len(found["examples"].ids), len(found["holdout"].ids)])
         examples, held, inbox = (_with(r, v) for r, v in zip((*found.values(), waiting), parts))
-        done = replay.replay(old, config, space, examples, held)
+        done = replay.replay(old, config, space, examples, held, tuned_through)
         replayed = time.perf_counter()
         try:
             self.workspace.inbox_store(space).add(inbox)

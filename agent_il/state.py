@@ -63,6 +63,8 @@ class WorkspaceState:
     statistics_sha256: str | None = None
     statistics_task: int | None = None  # the newest task the checkpoint holds (None: every task)
     space: str = ""  # whose collections hold the records: a migration to another encoder makes a new one
+    # the newest task whose examples the (adapted) encoder was fine-tuned on; None: it saw none
+    tuned_through: int | None = None
 
     @classmethod
     def new(cls, config: WorkspaceConfig) -> WorkspaceState:
@@ -145,6 +147,8 @@ class WorkspaceState:
             out["ood"] = self.rejection_json()
         if self.space:
             out["space"] = self.space
+        if self.tuned_through is not None:
+            out["tuned_through"] = self.tuned_through
         return out
 
     @classmethod
@@ -186,6 +190,7 @@ class WorkspaceState:
                 statistics_sha256=d.get("statistics_sha256"),
                 statistics_task=None if d.get("statistics_task") is None else int(d["statistics_task"]),
                 space=_space(d.get("space", "")),
+                tuned_through=None if d.get("tuned_through") is None else int(d["tuned_through"]),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise WorkspaceError(f"{where} is malformed: {type(exc).__name__}: {exc}") from exc

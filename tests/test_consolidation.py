@@ -72,8 +72,16 @@ def test_consolidation_answers_as_a_workspace_of_the_adapted_encoder(tmp_path, t
     assert [p.top_k for p in consolidated] != [p.top_k for p in before]  # the encoder did change
 
     b = learn_all(IntentLearner.open(tmp_path / "b", model=adapted.folder(report.encoder)), learns)
-    assert_same(consolidated, answers(b, queries))  # exactly what learning with that encoder makes
+    fresh = answers(b, queries)
+    for one, other in zip(consolidated, fresh, strict=True):  # the head learning with that encoder makes
+        assert [y for y, _ in one.top_k] == [y for y, _ in other.top_k]
+        assert max(abs(c - dict(other.top_k)[y]) for y, c in one.top_k) < 1e-4
     assert a.state.evaluation == b.state.evaluation
+    # but not its threshold: the encoder was tuned on every learned example, so the other intents'
+    # exemplars no longer calibrate (they score like familiar rows); a fresh workspace cannot know
+    assert a.state.tuned_through == 2 and b.state.tuned_through is None
+    assert "exemplars of other intents" in b.calibrator.setting()["source"]
+    assert "exemplars of other intents" not in a.calibrator.setting()["source"]
 
     a.learn(["book me a seat on the rocket to mars", "a ticket to the moon please"] * 3, ["space_trip"] * 6)
     assert a.config.model == report.encoder  # later learns use the adapted encoder
@@ -89,6 +97,29 @@ def test_consolidation_answers_as_a_workspace_of_the_adapted_encoder(tmp_path, t
     assert again.workspace.spaces() == {""} and again.workspace.blobs.keys("encoders/") == []
     assert not adapted.folder(report.encoder).exists()  # nor its layout on this machine
     assert again.doctor().ok
+
+
+def test_after_consolidation_rows_the_encoder_learned_do_not_calibrate(tmp_path, tiny_model, learns):
+    """Rows the encoder was fine-tuned on score like familiar ones even left out of the head (on
+    CLINC150 the default threshold then kept 91% of new queries for 95%): with enough held-out
+    rows, those calibrate alone; a later learn's own rows calibrate again, being new to it."""
+    a = IntentLearner.open(tmp_path / "a", model=tiny_model)
+    for i, (texts, labels) in enumerate(learns):
+        a.learn(texts, labels, task=f"t{i}", holdout=0.5)
+    assert "learned examples" in a.calibrator.setting()["source"]
+    a.consolidate(max_minutes=5)
+    source = a.calibrator.setting()["source"]
+    assert source == "160 held-out examples (the encoder was tuned on the learned ones)"
+    a.learn(["book me a seat on the rocket to mars", "a ticket to the moon please"] * 3, ["space_trip"] * 6)
+    source = a.calibrator.setting()["source"]
+    assert source.startswith("6 learned examples, leave-one-out + 160 held-out") and "other intents" not in source
+    a.close()
+    again = IntentLearner.open(tmp_path / "a")
+    assert again.state.tuned_through == 2
+    again.rollback()
+    again.rollback()  # before the consolidation
+    assert again.state.tuned_through is None and "learned examples" in again.calibrator.setting()["source"]
+    again.close()
 
 
 def test_consolidating_again_starts_from_the_base_model(tmp_path, tiny_model, learns):

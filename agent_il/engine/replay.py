@@ -31,12 +31,26 @@ class Replay:
     checks: dict[str, Any]  # the last learn's calibration, confusions and conflicts
 
 
-def replay(old: WorkspaceState, config: WorkspaceConfig, space: str, examples: Records, held: Records) -> Replay:
+def replay(
+    old: WorkspaceState,
+    config: WorkspaceConfig,
+    space: str,
+    examples: Records,
+    held: Records,
+    tuned_through: int | None = None,
+) -> Replay:
     """``old``'s learns again under ``config`` on ``examples`` and ``held`` (every example and
     held-out record ``old`` names, with their new vectors), each task with the examples and the
     held-out slice it has now, in the order it learned them. The state keeps ``old``'s creation,
-    generation and learn times, and names ``space``."""
-    state = replace(WorkspaceState.new(config), created=old.created, generation=old.generation, space=space)
+    generation and learn times, names ``space``, and ``tuned_through`` (the newest task whose
+    examples the new encoder was fine-tuned on)."""
+    state = replace(
+        WorkspaceState.new(config),
+        created=old.created,
+        generation=old.generation,
+        space=space,
+        tuned_through=tuned_through,
+    )
     head = strategies.make(config.strategy, config.strategy_config)
     at_example = {i: r for r, i in enumerate(examples.ids)}
     at_held = {i: r for r, i in enumerate(held.ids)}

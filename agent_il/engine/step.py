@@ -231,7 +231,7 @@ def at_learn(
     memory: Records,
     added: Records,
     held: list[Records],
-    seed: int,
+    task_id: int,
     held_logits: torch.Tensor | None = None,
     memory_stats: ClassStats | None = None,
 ) -> tuple[dict[str, Any], ClassStats | None]:
@@ -263,6 +263,9 @@ def at_learn(
     touched = set(train.labels)
     others = None
     rest = [k for k, y in enumerate(ex_labels) if y not in touched]
+    tuned = state.tuned_through
+    if tuned is not None:  # the encoder was fine-tuned on those: they score like familiar rows
+        rest = [k for k in rest if int(both.metadatas[rows[k]].get("task_id", 0)) > tuned]
     if ex_x is not None and rest:
         # Each exemplar's weight in the head is that of its class's training rows in its own learn
         # (held-out rows aside): its leave-one-out scores need that size.
@@ -284,7 +287,8 @@ def at_learn(
         held_x=held_x,
         held_logits=held_logits,
         others=others,
-        seed=seed,
+        seed=task_id,
+        encoder_saw=tuned is not None and task_id <= tuned,
     )
     state.calibration = learned.calibration
     new = [y for y in labels if y not in old.labels]

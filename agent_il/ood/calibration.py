@@ -30,6 +30,7 @@ CALIBRATION_ROWS = 2000  # in-scope rows a learn calibrates on (random subset be
 # A learn with this many rows of its own (or with the held-out slices) calibrates on them alone; a
 # smaller one adds the other intents' exemplars, scored as if left out like its own rows.
 OWN_ROWS = 500
+UNSEEN_ROWS = 100  # held-out rows enough to calibrate on alone, when the encoder was tuned on the learned ones
 OTHER_ROWS = 500  # of those exemplars: enough for a 5% quantile, and each costs a leave-one-out solve
 QUANTILES = 101  # the calibration score distribution kept in the state: 0%, 1%, ..., 100%
 
@@ -91,6 +92,7 @@ def calibrate_learn(
     held_logits: torch.Tensor | None = None,
     others: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
     seed: int = 0,
+    encoder_saw: bool = False,
 ) -> LearnCalibration:
     """Calibrate ``settings`` (score, keep rate) on rows the head has not fitted: this learn's
     training rows ``x`` (class ``y``) scored leave-one-out (the head's scores, and for rows just
@@ -101,7 +103,10 @@ def calibrate_learn(
     this learn did not touch, added when the learn and the held-out slices together have fewer
     than ``OWN_ROWS`` rows, so that a small learn does not calibrate the whole workspace on
     itself; they are scored leave-one-out too. ``held_logits``: the head's :func:`head_logits`
-    of ``held_x`` when the caller has them."""
+    of ``held_x`` when the caller has them. ``encoder_saw``: the encoder was fine-tuned on ``x``
+    (consolidation), so even left out of the head they score like familiar rows, well above new
+    queries: with ``UNSEEN_ROWS`` held-out rows, those calibrate alone (the learned rows' scores
+    are still returned, for the confusion check)."""
     import torch
 
     rng = np.random.default_rng(seed)
@@ -122,12 +127,13 @@ def calibrate_learn(
         loo = head_logits(strategy, loo)
     parts: list[tuple[np.ndarray, torch.Tensor, np.ndarray]] = []
     sources = []
-    if loo is not None:
+    unseen = encoder_saw and held_rows >= UNSEEN_ROWS
+    if loo is not None and not unseen:
         parts.append((x[rows], loo[: len(rows)], np.where(exemplar[rows], y[rows], -1)))
         sources.append(f"{len(rows)} learned examples, leave-one-out")
-        if len(lx) > len(rows):
-            parts.append((lx[len(rows) :], loo[len(rows) :], ly[len(rows) :]))
-            sources.append(f"{len(lx) - len(rows)} exemplars of other intents, leave-one-out")
+    if loo is not None and len(lx) > len(rows):
+        parts.append((lx[len(rows) :], loo[len(rows) :], ly[len(rows) :]))
+        sources.append(f"{len(lx) - len(rows)} exemplars of other intents, leave-one-out")
     if held_x is not None and len(held_x):
         if held_logits is None:
             held_logits = head_logits(strategy, strategy.raw_scores(torch.from_numpy(held_x)))
@@ -135,7 +141,9 @@ def calibrate_learn(
             pick = np.sort(rng.choice(len(held_x), CALIBRATION_ROWS, replace=False))
             held_x, held_logits = held_x[pick], held_logits[pick]
         parts.append((held_x, held_logits, np.full(len(held_x), -1)))
-        sources.append(f"{len(held_x)} held-out examples")
+        sources.append(
+            f"{len(held_x)} held-out examples" + (" (the encoder was tuned on the learned ones)" if unseen else "")
+        )
     own_raw = None
     if not parts:
         own_raw = strategy.raw_scores(torch.from_numpy(x[rows]))
