@@ -10,8 +10,9 @@ intents is predicted (kept = not answered ``unknown``), and every oos_test query
 
     python benchmarks/calibration.py              # 3 seeds (about 10 minutes on 2 cores)
     python benchmarks/calibration.py --quick      # one seed, 10 and 30 intents
+    python benchmarks/calibration.py --consolidated   # 150 intents (30 shots, all), consolidated first
 
-Writes benchmarks/results/calibration/results.json and table.md.
+Writes benchmarks/results/calibration/results.json and table.md (consolidated.json and .md).
 """
 
 from __future__ import annotations
@@ -37,23 +38,34 @@ from agent_il.config import DEFAULT_KEEP
 OUT = Path(__file__).resolve().parent / "results" / "calibration"
 
 
-def point(sets: dict[str, Any], enc: Any, intents: int, shots: int | None, seed: int, holdout: float) -> dict:
+def point(
+    sets: dict[str, Any], enc: Any, intents: int, shots: int | None, seed: int, holdout: float, consolidate: bool
+) -> dict:
+    """One workspace: learned, then (``consolidate``) consolidated, then measured."""
     train, test, oos = sets["train"], sets["test"], sets["oos"]
     classes = [y for task in task_order(train.labels, 15, seed) for y in task][:intents]
     rows = np.isin(train.labels, classes)
-    learned = Split(train.x[rows], train.labels[rows])
+    learned = Split(train.x[rows], train.labels[rows], train.texts[rows])
     if shots is not None:
         learned = few_shot(learned, shots, seed)
     with tempfile.TemporaryDirectory() as tmp:
         learner = IntentLearner.open(Path(tmp) / "kb", encoder=enc)
         for t in range(0, intents, 10):
             part = np.isin(learned.labels, classes[t : t + 10])
-            learner.learn_vectors(learned.x[part], learned.labels[part].tolist(), task=f"t{t // 10}", holdout=holdout)
+            texts = learned.texts[part].tolist()
+            learner.learn_vectors(
+                learned.x[part], learned.labels[part].tolist(), task=f"t{t // 10}", texts=texts, holdout=holdout
+            )
         in_scope = np.isin(test.labels, classes)
-        answers = learner.predict_vectors(test.x[in_scope], k=1, evidence=0, inbox=False)
+        queries, outside = test.x[in_scope], oos.x
+        if consolidate:
+            learner.consolidate()
+            queries = learner.encoder.encode(test.texts[in_scope].tolist())
+            outside = learner.encoder.encode(oos.texts.tolist())
+        answers = learner.predict_vectors(queries, k=1, evidence=0, inbox=False)
         kept = [p.known for p in answers]
         right = [p.known and p.label == y for p, y in zip(answers, test.labels[in_scope])]
-        rejected = [not p.known for p in learner.predict_vectors(oos.x, k=1, evidence=0, inbox=False)]
+        rejected = [not p.known for p in learner.predict_vectors(outside, k=1, evidence=0, inbox=False)]
         learner.close()
     return {
         "keep": 100.0 * mean(kept),
@@ -66,27 +78,37 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--holdout", type=float, default=0.2)
+    parser.add_argument(
+        "--consolidated", action="store_true", help="150 intents, 30 shots and all, consolidated before measuring"
+    )
     args = parser.parse_args()
     seeds = [0] if args.quick else [0, 1, 2]
     sizes = [10, 30] if args.quick else [10, 30, 150]
     shots: list[int | None] = [5, 10, 30, None]
+    if args.consolidated:
+        sizes, shots = [150], [30, None]
     enc, cache = cached_encoder(None, "auto")
     clinc = json.loads(CLINC.read_text())
     sets = {
-        name: Split(enc.encode([t for t, _ in clinc[split]], cache=cache), np.array([y for _, y in clinc[split]]))
+        name: Split(
+            enc.encode([t for t, _ in clinc[split]], cache=cache),
+            np.array([y for _, y in clinc[split]]),
+            np.array([t for t, _ in clinc[split]]),
+        )
         for name, split in (("train", "train"), ("test", "test"), ("oos", "oos_test"))
     }
     points = []
     started = time.perf_counter()
     for intents in sizes:
         for n in shots:
-            runs = [point(sets, enc, intents, n, seed, args.holdout) for seed in seeds]
+            runs = [point(sets, enc, intents, n, seed, args.holdout, args.consolidated) for seed in seeds]
             row = {"intents": intents, "shots": n or "all", **{k: mean(r[k] for r in runs) for k in runs[0]}}
             row["keep_error"] = row["keep"] - 100.0 * DEFAULT_KEEP
             points.append(row)
             print(json.dumps(row), flush=True)
     lines = [
-        f"Target keep {100 * DEFAULT_KEEP:.0f}%, --holdout {args.holdout}, seeds {seeds}, CLINC150 test / oos_test.",
+        f"Target keep {100 * DEFAULT_KEEP:.0f}%, --holdout {args.holdout}, seeds {seeds}, CLINC150 test / oos_test"
+        + (", after `consolidate`." if args.consolidated else "."),
         "",
         "| intents | shots | realised keep | keep - target | in-scope acc | oos recall |",
         "|---|---|---|---|---|---|",
@@ -98,9 +120,11 @@ def main() -> None:
     ]
     OUT.mkdir(parents=True, exist_ok=True)
     doc = {"target_keep": DEFAULT_KEEP, "holdout": args.holdout, "seeds": seeds, "points": points}
+    doc["consolidated"] = args.consolidated
     doc["seconds"] = round(time.perf_counter() - started, 1)
-    (OUT / "results.json").write_text(json.dumps(doc, indent=1))
-    (OUT / "table.md").write_text("\n".join(lines) + "\n")
+    name = "consolidated" if args.consolidated else "results"
+    (OUT / f"{name}.json").write_text(json.dumps(doc, indent=1))
+    (OUT / ("consolidated.md" if args.consolidated else "table.md")).write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 
