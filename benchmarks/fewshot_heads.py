@@ -22,22 +22,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from fewshot import OUT, SETS
+
 from agent_il.bench import datasets, protocol
 from agent_il.strategies.heads import ridge_features
 from agent_il.strategies.ridge import REFERENCE_COUNT
 
-ROOT = Path(__file__).resolve().parent.parent
-DATA = ROOT / "examples" / "data"
-OUT = ROOT / "benchmarks" / "results" / "fewshot"
-SETS = {
-    "clinc150": (DATA / "clinc150" / "data_full.json", None),
-    "banking77": (DATA / "banking77" / "train.csv", DATA / "banking77" / "test.csv"),
-}
 LAMBDAS = [1.0, 10.0, 100.0, 1000.0, 3000.0]
 GAMMAS = [0.5, 1.0, 2.0]
 SHRINKS = [0.1, 0.3, 0.5, 0.7, 0.9]
