@@ -22,7 +22,8 @@ from agent_il.tools.models import CorrectionResult
 from agent_il.tools.surface import CORRECT_INTENT, IntentTools
 
 # Messages of the quick-start test split that the learned workspace (banking, then travel) gets
-# wrong: its best known intent is another one (and all three are rejected as unknown).
+# wrong: its best known intent is another one (the last two are rejected as unknown, the first
+# answered with the wrong intent).
 FREEZE = "can you freeze my bank account"  # taken for account_blocked
 PAY = "today is the day i should pay my electric bill"  # taken for bill_due
 RENAME = "i would like to change the name on my checking account"  # taken for freeze_account
@@ -42,40 +43,40 @@ def test_an_agents_correction_waits_for_review_then_is_learned(fresh_home: Path,
     with IntentTools(fresh_home, encoder=tool_encoder) as tools:  # learning off: the default
         learner = tools.learner
         assert CORRECT_INTENT in [s.name for s in tools.specs()]
-        assert best(tools, FREEZE) == ("account_blocked", False)  # misclassified (and kept as an unknown)
-        assert FREEZE in learner.inbox.items().texts
+        assert best(tools, PAY) == ("bill_due", False)  # misclassified (and kept as an unknown)
+        assert PAY in learner.inbox.items().texts
         generation = learner.state.generation
 
-        res = tools.call(CORRECT_INTENT, {"text": FREEZE, "label": " freeze_account "})
+        res = tools.call(CORRECT_INTENT, {"text": PAY, "label": " pay_bill "})
         assert isinstance(res, CorrectionResult)
-        assert (res.status, res.label, res.predicted) == ("queued", "freeze_account", "unknown")
+        assert (res.status, res.label, res.predicted) == ("queued", "pay_bill", "unknown")
         assert res.review_id is not None and res.review_id.startswith("fb-") and res.snapshot is None
         assert "queued for the operator's review" in res.summary() and res.review_id in res.summary()
-        assert tools.correct_intent(FREEZE, "freeze_account").review_id == res.review_id  # waits once
+        assert tools.correct_intent(PAY, "pay_bill").review_id == res.review_id  # waits once
         (pending,) = learner.inbox.corrections.items()
-        assert (pending.id, pending.text, pending.label) == (res.review_id, FREEZE, "freeze_account")
+        assert (pending.id, pending.text, pending.label) == (res.review_id, PAY, "pay_bill")
         assert (pending.predicted, pending.sender) == ("unknown", "tool") and pending.time > 0
-        assert learner.state.generation == generation and best(tools, FREEZE)[0] == "account_blocked"  # not learned
-        assert FREEZE in learner.inbox.items().texts and res.review_id not in learner.inbox.items().ids
+        assert learner.state.generation == generation and best(tools, PAY)[0] == "bill_due"  # not learned
+        assert PAY in learner.inbox.items().texts and res.review_id not in learner.inbox.items().ids
         assert all(res.review_id not in c.ids for c in learner.inbox.discover(min_size=1))  # not an unknown
         for label, message in (("open_account", "label must be a known intent"), ("unknown", "is reserved")):
             with pytest.raises(ToolError, match=message):
-                tools.correct_intent(FREEZE, label)
+                tools.correct_intent(PAY, label)
         assert len(learner.inbox.corrections.items()) == 1
 
         out = corrections.accept(learner, [res.review_id])
         assert out.learned and out.ids == [res.review_id] and out.predicted == ["unknown"]
         report = out.report
         assert report is not None and report.task.name == TODAY and report.examples == 1
-        assert report.updated_classes == ["freeze_account"] and not report.new_classes
+        assert report.updated_classes == ["pay_bill"] and not report.new_classes
         assert report.snapshot is not None and report.snapshot.startswith("auto-")
         checked = {a["name"]: a for a in report.holdout_accuracy}  # the forgetting check
         assert sorted(checked) == ["banking", "travel"]
         assert all(a["before"] is not None and a["after"] >= a["before"] - 5 for a in checked.values())
-        assert learner.inbox.corrections.items() == [] and FREEZE not in learner.inbox.items().texts
-        (stored,) = feedback_examples(learner, FREEZE)
-        assert (stored.label, stored.task, stored.source) == ("freeze_account", TODAY, "feedback")
-        assert best(tools, FREEZE) == ("freeze_account", True)  # classified right now
+        assert learner.inbox.corrections.items() == [] and PAY not in learner.inbox.items().texts
+        (stored,) = feedback_examples(learner, PAY)
+        assert (stored.label, stored.task, stored.source) == ("pay_bill", TODAY, "feedback")
+        assert best(tools, PAY) == ("pay_bill", True)  # classified right now
         assert best(tools, "i need to pay my water bill")[0] == "pay_bill"
         with pytest.raises(InvalidInputError, match="no corrections are waiting for review"):
             corrections.accept(learner)
@@ -83,20 +84,20 @@ def test_an_agents_correction_waits_for_review_then_is_learned(fresh_home: Path,
 
 def test_with_learning_allowed_a_correction_is_learned_at_once(fresh_home: Path, tool_encoder) -> None:
     with IntentTools(fresh_home, allow_learning=True, encoder=tool_encoder) as tools:
-        assert best(tools, FREEZE)[0] == "account_blocked"
-        res = tools.correct_intent(FREEZE, "freeze_account")
+        assert best(tools, PAY)[0] == "bill_due"
+        res = tools.correct_intent(PAY, "pay_bill")
         assert (res.status, res.predicted, res.review_id) == ("learned", "unknown", None)
         assert (res.task, res.task_id) == (TODAY, 3) and res.seconds is not None
         assert res.snapshot is not None and res.snapshot.startswith("auto-") and res.undo == "agent-il rollback"
         assert [(c.task, c.name) for c in res.forgetting_check] == [(1, "banking"), (2, "travel")]
         assert res.largest_drop is not None and 0 <= res.largest_drop <= 5
-        assert "learned the correction to 'freeze_account'" in res.summary()
+        assert "learned the correction to 'pay_bill'" in res.summary()
         assert tools.learner.inbox.corrections.items() == []
-        assert best(tools, FREEZE) == ("freeze_account", True)
+        assert best(tools, PAY) == ("pay_bill", True)
         with pytest.raises(ToolError, match="label must be a known intent"):  # new intents: learn_intent
-            tools.correct_intent(FREEZE, "freeze_my_account")
+            tools.correct_intent(PAY, "pay_my_bill")
         tools.learner.rollback()
-        assert best(tools, FREEZE)[0] == "account_blocked" and not feedback_examples(tools.learner, FREEZE)
+        assert best(tools, PAY)[0] == "bill_due" and not feedback_examples(tools.learner, PAY)
 
 
 def cli(*args: str, home: Path, ok: bool = True):

@@ -161,7 +161,11 @@ def test_async_loop_and_tool_errors(toolkit: IntentToolkit) -> None:
                 call("list_intents", {}, "a1"),
                 call("classify_intent", {"text": "what time does my flight land"}, "a2"),
                 call("classify_intent", {"text": "x" * 1001}, "a3"),
-                call("correct_intent", {"text": "can you freeze my bank account", "label": "freeze_account"}, "a4"),
+                call(
+                    "correct_intent",
+                    {"text": "today is the day i should pay my electric bill", "label": "pay_bill"},
+                    "a4",
+                ),
             ],
         ),
         AIMessage("done"),
@@ -169,7 +173,7 @@ def test_async_loop_and_tool_errors(toolkit: IntentToolkit) -> None:
     messages = asyncio.run(arun_loop(model, toolkit.get_tools(), "what do you know?"))
     listed, flight, too_long, corrected = messages[2:6]
     assert corrected.status == "success" and corrected.artifact["status"] == "queued"  # learning off: for review
-    assert corrected.content.startswith("correction to 'freeze_account' (was unknown) queued for the operator's")
+    assert corrected.content.startswith("correction to 'pay_bill' (was unknown) queued for the operator's")
     assert listed.content.startswith("12 intents: ") and len(listed.artifact["intents"]) == 12
     assert flight.artifact["label"] == "flight_status" and flight.status == "success"
     assert too_long.status == "error" and too_long.content == "text has 1001 characters; the limit is 1000"
