@@ -11,8 +11,9 @@ intents is predicted (kept = not answered ``unknown``), and every oos_test query
     python benchmarks/calibration.py              # 3 seeds (about 10 minutes on 2 cores)
     python benchmarks/calibration.py --quick      # one seed, 10 and 30 intents
     python benchmarks/calibration.py --consolidated   # 150 intents (30 shots, all), consolidated first
+    python benchmarks/calibration.py --banking77      # BANKING77's 77 intents in tasks of 11
 
-Writes benchmarks/results/calibration/results.json and table.md (consolidated.json and .md).
+Writes benchmarks/results/calibration/results.json and table.md (consolidated.*, banking77.*).
 """
 
 from __future__ import annotations
@@ -32,46 +33,52 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from perf import CLINC, cached_encoder
 
 from agent_il import IntentLearner
+from agent_il.bench import datasets
 from agent_il.bench.protocol import Split, few_shot, task_order
 from agent_il.config import DEFAULT_KEEP
 
 OUT = Path(__file__).resolve().parent / "results" / "calibration"
+BANKING = Path(__file__).resolve().parent.parent / "examples" / "data" / "banking77"
 
 
 def point(
     sets: dict[str, Any], enc: Any, intents: int, shots: int | None, seed: int, holdout: float, consolidate: bool
 ) -> dict:
-    """One workspace: learned, then (``consolidate``) consolidated, then measured."""
+    """One workspace: the first ``intents`` of the seed's task order learned task by task, then
+    (``consolidate``) consolidated, then measured (``sets["oos"]`` may be None: no recall)."""
     train, test, oos = sets["train"], sets["test"], sets["oos"]
-    classes = [y for task in task_order(train.labels, 15, seed) for y in task][:intents]
+    tasks = task_order(train.labels, sets["tasks"], seed)
+    classes = [y for task in tasks for y in task][:intents]
     rows = np.isin(train.labels, classes)
     learned = Split(train.x[rows], train.labels[rows], train.texts[rows])
     if shots is not None:
         learned = few_shot(learned, shots, seed)
     with tempfile.TemporaryDirectory() as tmp:
         learner = IntentLearner.open(Path(tmp) / "kb", encoder=enc)
-        for t in range(0, intents, 10):
-            part = np.isin(learned.labels, classes[t : t + 10])
+        for t, task in enumerate(tasks[: -(-intents // len(tasks[0]))]):
+            part = np.isin(learned.labels, task)
             texts = learned.texts[part].tolist()
             learner.learn_vectors(
-                learned.x[part], learned.labels[part].tolist(), task=f"t{t // 10}", texts=texts, holdout=holdout
+                learned.x[part], learned.labels[part].tolist(), task=f"t{t}", texts=texts, holdout=holdout
             )
         in_scope = np.isin(test.labels, classes)
-        queries, outside = test.x[in_scope], oos.x
+        queries, outside = test.x[in_scope], None if oos is None else oos.x
         if consolidate:
             learner.consolidate()
             queries = learner.encoder.encode(test.texts[in_scope].tolist())
-            outside = learner.encoder.encode(oos.texts.tolist())
+            outside = None if oos is None else learner.encoder.encode(oos.texts.tolist())
         answers = learner.predict_vectors(queries, k=1, evidence=0, inbox=False)
         kept = [p.known for p in answers]
         right = [p.known and p.label == y for p, y in zip(answers, test.labels[in_scope])]
-        rejected = [not p.known for p in learner.predict_vectors(outside, k=1, evidence=0, inbox=False)]
+        recall = None
+        if outside is not None:
+            recall = 100.0 * mean(not p.known for p in learner.predict_vectors(outside, k=1, evidence=0, inbox=False))
         learner.close()
-    return {
-        "keep": 100.0 * mean(kept),
-        "in_scope_accuracy": 100.0 * mean(right),
-        "oos_recall": 100.0 * mean(rejected),
-    }
+    return {"keep": 100.0 * mean(kept), "in_scope_accuracy": 100.0 * mean(right), "oos_recall": recall}
+
+
+def cell(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
 
 
 def main() -> None:
@@ -81,6 +88,7 @@ def main() -> None:
     parser.add_argument(
         "--consolidated", action="store_true", help="150 intents, 30 shots and all, consolidated before measuring"
     )
+    parser.add_argument("--banking77", action="store_true", help="BANKING77's 77 intents in 7 tasks (no oos split)")
     args = parser.parse_args()
     seeds = [0] if args.quick else [0, 1, 2]
     sizes = [10, 30] if args.quick else [10, 30, 150]
@@ -88,33 +96,39 @@ def main() -> None:
     if args.consolidated:
         sizes, shots = [150], [30, None]
     enc, cache = cached_encoder(None, "auto")
-    clinc = json.loads(CLINC.read_text())
-    sets = {
-        name: Split(
-            enc.encode([t for t, _ in clinc[split]], cache=cache),
-            np.array([y for _, y in clinc[split]]),
-            np.array([t for t, _ in clinc[split]]),
-        )
-        for name, split in (("train", "train"), ("test", "test"), ("oos", "oos_test"))
-    }
+
+    def split(rows: list[tuple[str, str]]) -> Split:
+        texts = [t for t, _ in rows]
+        return Split(enc.encode(texts, cache=cache), np.array([y for _, y in rows]), np.array(texts))
+
+    if args.banking77:
+        data, sizes = "BANKING77 test", [77]
+        corpus = datasets.read(BANKING / "train.csv", BANKING / "test.csv")
+        parts = [list(zip(d.texts, d.labels or [])) for d in (corpus.train, corpus.test)]
+        sets: dict[str, Any] = {"train": split(parts[0]), "test": split(parts[1]), "oos": None, "tasks": 7}
+    else:
+        data, clinc = "CLINC150 test / oos_test", json.loads(CLINC.read_text())
+        sets = {name: split(clinc[part]) for name, part in (("train", "train"), ("test", "test"), ("oos", "oos_test"))}
+        sets["tasks"] = 15
     points = []
     started = time.perf_counter()
     for intents in sizes:
         for n in shots:
             runs = [point(sets, enc, intents, n, seed, args.holdout, args.consolidated) for seed in seeds]
-            row = {"intents": intents, "shots": n or "all", **{k: mean(r[k] for r in runs) for k in runs[0]}}
+            row = {"intents": intents, "shots": n or "all"}
+            row |= {k: None if runs[0][k] is None else mean(r[k] for r in runs) for k in runs[0]}
             row["keep_error"] = row["keep"] - 100.0 * DEFAULT_KEEP
             points.append(row)
             print(json.dumps(row), flush=True)
     lines = [
-        f"Target keep {100 * DEFAULT_KEEP:.0f}%, --holdout {args.holdout}, seeds {seeds}, CLINC150 test / oos_test"
+        f"Target keep {100 * DEFAULT_KEEP:.0f}%, --holdout {args.holdout}, seeds {seeds}, {data}"
         + (", after `consolidate`." if args.consolidated else "."),
         "",
         "| intents | shots | realised keep | keep - target | in-scope acc | oos recall |",
         "|---|---|---|---|---|---|",
         *[
             f"| {p['intents']} | {p['shots']} | {p['keep']:.1f} | {p['keep_error']:+.1f} | "
-            f"{p['in_scope_accuracy']:.1f} | {p['oos_recall']:.1f} |"
+            f"{p['in_scope_accuracy']:.1f} | {cell(p['oos_recall'])} |"
             for p in points
         ],
     ]
@@ -122,9 +136,9 @@ def main() -> None:
     doc = {"target_keep": DEFAULT_KEEP, "holdout": args.holdout, "seeds": seeds, "points": points}
     doc["consolidated"] = args.consolidated
     doc["seconds"] = round(time.perf_counter() - started, 1)
-    name = "consolidated" if args.consolidated else "results"
+    name = "consolidated" if args.consolidated else "banking77" if args.banking77 else "results"
     (OUT / f"{name}.json").write_text(json.dumps(doc, indent=1))
-    (OUT / ("consolidated.md" if args.consolidated else "table.md")).write_text("\n".join(lines) + "\n")
+    (OUT / ("table.md" if name == "results" else f"{name}.md")).write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 
