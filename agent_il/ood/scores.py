@@ -217,9 +217,12 @@ def components(
                 norms = np.linalg.norm(mean, axis=1).clip(1e-12)
                 cos[rows, column[c]] = (mine * mean).sum(1) / norms
                 total = int(stats.counts.sum())
-                dist[rows] = _left_out(stats.classes, mine, mine - stats.means[c], n[:, 0], column[c], total)
+                dist[rows] = _left_out(
+                    stats.classes, dist[rows], mine, mine - stats.means[c], n[:, 0], column[c], total
+                )
                 background[rows] = _left_out(
                     stats.background,
+                    background[rows, None],
                     mine,
                     mine - stats.background_mean,
                     np.full(len(rows), float(total)),
@@ -233,16 +236,22 @@ def components(
 
 
 def _left_out(
-    gaussians: _Gaussians, x: np.ndarray, residual: np.ndarray, size: np.ndarray, own: np.ndarray, total: int
+    gaussians: _Gaussians,
+    seen: np.ndarray,
+    x: np.ndarray,
+    residual: np.ndarray,
+    size: np.ndarray,
+    own: np.ndarray,
+    total: int,
 ) -> np.ndarray:
     """Squared distances of exemplar rows ``x`` to every mean of ``gaussians`` as if each row had
-    not been among the ``total`` exemplars: its own mean (column ``own``; ``residual``: the row
-    minus that mean, of a group of ``size`` rows) without it, and the shrunk covariance without
-    its outer product. Without this, a workspace whose rows are all exemplars (a few examples an
-    intent) calibrates on rows that lie in the span of the very covariance that measures them,
-    where the precision is small: their distances run short of a new query's, and the threshold
-    rejects far more than its keep rate (issue 17's small workspaces). With ``P`` the precision
-    and the covariance losing ``a r r^T``, Sherman-Morrison gives
+    not been among the ``total`` exemplars (``seen``: the distances with it among them): its own
+    mean (column ``own``; ``residual``: the row minus that mean, of a group of ``size`` rows)
+    without it, and the shrunk covariance without its outer product. Without this, a workspace
+    whose rows are all exemplars (a few examples an intent) calibrates on rows that lie in the
+    span of the very covariance that measures them, where the precision is small: their
+    distances run short of a new query's, and the threshold rejects far more than its keep rate.
+    With ``P`` the precision and the covariance losing ``a r r^T``, Sherman-Morrison gives
     ``e^T P' e = e^T P e + a (e^T P r)^2 / (1 - a r^T P r)``."""
     shift = size / (size - 1)  # the group's scatter loses shift * r r^T; its mean moves by r / (size - 1)
     a = (1.0 - _shrink(len(residual.T), total)) * shift / total  # the covariance is scatter / total, shrunk
@@ -250,7 +259,7 @@ def _left_out(
     q = (pr * residual).sum(1)
     gain = a / (1.0 - a * q)
     cross = (pr * x).sum(1)[:, None] - matmul(pr, gaussians.means.T)  # e_j^T P r for every mean j
-    out = gaussians.distances(x) + gain[:, None] * cross**2
+    out = seen + gain[:, None] * cross**2
     rows = np.arange(len(x))
     out[rows, own] = shift**2 * q / (1.0 - a * q)  # e = shift * r to the mean without the row
     return out
