@@ -112,7 +112,7 @@ def test_after_consolidation_rows_the_encoder_learned_do_not_calibrate(tmp_path,
     assert source == "160 held-out examples (the encoder was tuned on the learned ones)"
     a.learn(["book me a seat on the rocket to mars", "a ticket to the moon please"] * 3, ["space_trip"] * 6)
     source = a.calibrator.setting()["source"]
-    assert source.startswith("6 learned examples, leave-one-out + 160 held-out") and "other intents" not in source
+    assert source.startswith("6 learned examples, left out in runs + 160 held-out") and "other intents" not in source
     a.close()
     again = IntentLearner.open(tmp_path / "a")
     assert again.state.tuned_through == 2

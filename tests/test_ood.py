@@ -69,7 +69,7 @@ def test_calibration_keeps_the_target_share_and_rejects_out_of_scope(clinc, enco
     report = learner.learn(*rows(clinc, "train", clinc.tasks[0]), task="first", holdout=0.1)
     cal = report.calibration
     assert cal["score"] == DEFAULT_SCORE and cal["keep"] == 0.95 and cal["threshold"] is not None
-    assert "leave-one-out" in cal["source"] and "held-out" in cal["source"]
+    assert "left out in runs" in cal["source"] and "held-out" in cal["source"]
 
     test_texts, test_labels = rows(clinc, "test", clinc.tasks[0])
     oos = [t for t, _ in clinc.data["oos_test"][:200]]
@@ -260,6 +260,45 @@ def test_exemplar_distances_are_scored_as_if_left_out():
     # rows that are not exemplars (own -1) are scored as any query
     plain = components(logits, x, stats, own=np.full(len(x), -1))
     assert np.allclose(plain["relative"], components(logits, x, stats)["relative"])
+    # a run: three exemplars of class 2 out together, and a query in their run measured without them
+    run, query = [10, 11, 12], (means[2] + 2.0 * rng.standard_normal(dim)).astype(np.float32)
+    mine = [*run, len(x)]
+    groups = np.arange(len(x) + 1)
+    groups[mine] = 10
+    with_query = np.vstack([x, query])
+    out = components(np.zeros((len(x) + 1, k)), with_query, stats, np.append(y, -1), groups)
+    others = ~np.isin(np.arange(len(x)), run)
+    refit = components(np.zeros((4, k)), with_query[mine], ClassStats.fit(x[others], y[others], k))
+    seen = components(np.zeros((4, k)), with_query[mine], stats)
+    for name in ("mahalanobis", "relative"):
+        assert out[name][run] == pytest.approx(refit[name][:3], rel=0.1), name  # the scale: 3 rows of 40 out
+        error, off = np.abs(out[name][mine] - refit[name]), np.abs(seen[name] - refit[name])
+        assert (off[:3] > 5 * error[:3]).all() and error[3] < off[3], name  # the query moved less, but closer
+
+
+def test_runs_cut_each_class_in_the_order_given():
+    """Calibration leaves a row out with its run: a fifth of its class's rows in a row, where a
+    batch of one author's paraphrases would be (a row each when the class has five or fewer)."""
+    y = np.array([1] * 10 + [0] * 3 + [1] * 5)
+    groups = calibration.runs(y)
+    ones = groups[y == 1]
+    assert len(set(ones)) == calibration.FOLDS and all(np.diff(ones) >= 0)  # contiguous, in order
+    assert [int((ones == g).sum()) for g in np.unique(ones)] == [3, 3, 3, 3, 3]
+    assert len(set(groups[y == 0])) == 3 and not set(groups[y == 0]) & set(ones)
+
+
+def test_a_workspace_taught_paraphrase_batches_keeps_what_it_promises(clinc, encoder, workspace_dir):
+    """Each intent's first 30 examples (CLINC150 lists them in batches of one author's paraphrases)
+    for 30 intents, ten at a time, with a held-out slice. Scored as left out one at a time, every
+    calibration row still had near-twins in the fit and ran more familiar than a new query: this
+    kept 88% of the test queries for a target of 95%. Left out with their runs, 93.6%."""
+    learner = IntentLearner.open(workspace_dir, encoder=encoder)
+    for t, labels in enumerate(clinc.tasks[:3]):
+        learner.learn(*rows(clinc, "train", labels, per_label=30), task=f"t{t}", holdout=0.2)
+    test_texts, _ = rows(clinc, "test", [y for task in clinc.tasks[:3] for y in task])
+    kept = np.mean([p.known for p in learner.predict(test_texts, k=1, evidence=0, inbox=False)])
+    learner.close()
+    assert 0.92 <= kept <= 0.98
 
 
 def test_a_few_shot_workspace_keeps_what_it_promises(clinc, encoder, workspace_dir):

@@ -22,7 +22,7 @@ from agent_il.engine.metrics import correct
 from agent_il.memory import budget as budgeting
 from agent_il.memory.records import Records
 from agent_il.ood import diagnostics
-from agent_il.ood.calibration import calibrate_learn
+from agent_il.ood.calibration import calibrate_learn, runs
 from agent_il.ood.scores import ClassStats, head_logits
 from agent_il.results import LearnReport, Task
 from agent_il.state import WorkspaceState, now
@@ -215,8 +215,12 @@ def learn(
     checks: dict[str, Any] = {}
     stats = None
     if recheck:
+        # each class's rows cut into runs in the learn's order, the held-out ones among them
+        run = dict(zip(every.ids, runs(np.array([index[y] for y in every.labels], dtype=np.int64))))
+        mine, theirs = [run[i] for i in train.ids], [-1] * len(held.ids) + [run[i] for i in test.ids]
+        of = (np.array(mine, dtype=np.int64), np.array(theirs, dtype=np.int64))
         checks, stats = at_learn(
-            old, state, strategy, train, memory, added, [held, test], task_id, held_logits, memory_stats
+            old, state, strategy, train, memory, added, [held, test], task_id, held_logits, memory_stats, of
         )
     planned = time.perf_counter()
     timings = {"fit": round(fitted - encoded, 4), "memory": round(planned - fitted, 4)}
@@ -234,11 +238,13 @@ def at_learn(
     task_id: int,
     held_logits: torch.Tensor | None = None,
     memory_stats: ClassStats | None = None,
+    learn_runs: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[dict[str, Any], ClassStats | None]:
     """Recalibrate the threshold (into ``state.calibration``) and look for confusable intents and
     conflicting labels. Returns the LearnReport's ``calibration``, ``confusions``, ``conflicts``,
     and the class statistics of the new exemplars (from ``memory_stats``, those of ``memory``
-    under ``old.labels``, plus the rows that changed, when given)."""
+    under ``old.labels``, plus the rows that changed, when given). ``learn_runs``: the run of each
+    row of ``train`` and of ``held`` (see :func:`calibrate_learn`)."""
     labels = state.labels
     index = {y: i for i, y in enumerate(labels)}
     both = Records.concat([memory, added])
@@ -267,6 +273,8 @@ def at_learn(
     if tuned is not None:  # the encoder was fine-tuned on those: they score like familiar rows
         rest = [k for k in rest if int(both.metadatas[rows[k]].get("task_id", 0)) > tuned]
     if ex_x is not None and rest:
+        at = {i: n for n, i in enumerate(state.live("examples"))}  # in the order they were learned (runs)
+        rest.sort(key=lambda k: at.get(both.ids[rows[k]], len(at)))
         # Each exemplar's weight in the head is that of its class's training rows in its own learn
         # (held-out rows aside): its leave-one-out scores need that size.
         last = {y: n for t in state.tasks for y, n in t.counts.items()}  # workspaces without examples
@@ -289,6 +297,7 @@ def at_learn(
         others=others,
         seed=task_id,
         encoder_saw=tuned is not None and task_id <= tuned,
+        learn_runs=learn_runs,
     )
     state.calibration = learned.calibration
     new = [y for y in labels if y not in old.labels]

@@ -192,11 +192,16 @@ class _Gaussians:
 
 
 def components(
-    logits: Any, x: np.ndarray, stats: ClassStats | None, own: np.ndarray | None = None
+    logits: Any,
+    x: np.ndarray,
+    stats: ClassStats | None,
+    own: np.ndarray | None = None,
+    groups: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """Every raw score for each row (``logits``: numpy, or a CPU torch tensor); the distance
     scores need ``stats`` (exemplars). ``own[i]`` is the class whose exemplar row ``i`` is (-1:
-    none): its class mean is taken without it."""
+    none): it is measured as if it were not among the exemplars, and with ``groups``, every row
+    as if the exemplar rows of its group (all of one class) were not."""
     logits = np.asarray(logits, dtype=np.float64)
     top = logits.max(1)
     total = np.exp(logits - top[:, None]).sum(1)
@@ -209,30 +214,98 @@ def components(
             dist = stats.classes.distances(x)
             background = stats.background.distances(x)[:, 0]
             if own is not None:
-                column = np.cumsum(known) - 1  # class index -> column among the known ones
-                rows = np.flatnonzero((own >= 0) & (stats.counts[np.maximum(own, 0)] > 1))
-                c, n = own[rows], stats.counts[own[rows]][:, None].astype(np.float64)
-                mine = x[rows].astype(np.float64)
-                mean = (n * stats.means[c] - mine) / (n - 1)  # the class mean without the row
-                norms = np.linalg.norm(mean, axis=1).clip(1e-12)
-                cos[rows, column[c]] = (mine * mean).sum(1) / norms
-                total = int(stats.counts.sum())
-                dist[rows] = _left_out(
-                    stats.classes, dist[rows], mine, mine - stats.means[c], n[:, 0], column[c], total
-                )
-                background[rows] = _left_out(
-                    stats.background,
-                    background[rows, None],
-                    mine,
-                    mine - stats.background_mean,
-                    np.full(len(rows), float(total)),
-                    np.zeros(len(rows), dtype=np.int64),
-                    total,
-                )[:, 0]
+                _leave_out(stats, x, own, np.arange(len(x)) if groups is None else groups, cos, dist, background)
             out["prototype"] = cos.max(1)
             out["mahalanobis"] = -dist.min(1)
             out["relative"] = -(dist - background[:, None]).min(1)
     return out
+
+
+def _leave_out(
+    stats: ClassStats,
+    x: np.ndarray,
+    own: np.ndarray,
+    groups: np.ndarray,
+    cos: np.ndarray,
+    dist: np.ndarray,
+    background: np.ndarray,
+) -> None:
+    """:func:`components`' ``cos``, ``dist`` and ``background`` of the rows, in place, as if their
+    group's exemplar rows were not among the exemplars: the group's class mean without them, and
+    both shrunk covariances without their scatter (a low-rank Woodbury downdate of the precision,
+    up to the 1/n change of its scale). Without this, a workspace whose rows are all exemplars
+    (a few examples an intent) calibrates on rows that lie in the span of the very covariance that
+    measures them, where the precision is small: their distances run short of a new query's, and
+    the threshold rejects far more than its keep rate."""
+    column = np.cumsum(stats.known) - 1  # class index -> column among the known ones
+    total = int(stats.counts.sum())
+    _, inverse, sizes = np.unique(groups, return_inverse=True, return_counts=True)
+    ex = own >= 0
+    rows = np.flatnonzero(ex & (sizes[inverse] == 1) & (stats.counts[np.maximum(own, 0)] > 1))
+    if len(rows):  # a group of one row, the most common: all at once, by Sherman-Morrison
+        c, n = own[rows], stats.counts[own[rows]][:, None].astype(np.float64)
+        mine = x[rows].astype(np.float64)
+        mean = (n * stats.means[c] - mine) / (n - 1)  # the class mean without the row
+        cos[rows, column[c]] = (mine * mean).sum(1) / np.linalg.norm(mean, axis=1).clip(1e-12)
+        dist[rows] = _left_out(stats.classes, dist[rows], mine, mine - stats.means[c], n[:, 0], column[c], total)
+        background[rows] = _left_out(
+            stats.background,
+            background[rows, None],
+            mine,
+            mine - stats.background_mean,
+            np.full(len(rows), float(total)),
+            np.zeros(len(rows), dtype=np.int64),
+            total,
+        )[:, 0]
+    for g in np.flatnonzero(sizes > 1):
+        rows = np.flatnonzero(inverse == g)
+        gone = x[rows[ex[rows]]].astype(np.float64)
+        if not len(gone):
+            continue
+        c = int(own[rows[ex[rows]][0]])
+        if stats.counts[c] <= len(gone):
+            continue
+        mine = x[rows].astype(np.float64)
+        mean, dist[rows] = _group_out(
+            stats.classes, dist[rows], mine, gone, stats.means[c], int(stats.counts[c]), column[c], total
+        )
+        cos[rows, column[c]] = mine @ mean / max(float(np.linalg.norm(mean)), 1e-12)
+        background[rows] = _group_out(
+            stats.background, background[rows, None], mine, gone, stats.background_mean, total, 0, total
+        )[1][:, 0]
+
+
+def _group_out(
+    gaussians: _Gaussians,
+    seen: np.ndarray,
+    x: np.ndarray,
+    gone: np.ndarray,
+    mean: np.ndarray,
+    size: int,
+    own: int,
+    total: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The mean of column ``own`` (``mean``, of ``size`` rows) without the rows ``gone``, and the
+    squared distances of ``x`` to every mean (``seen``: with ``gone`` among the ``total``
+    exemplars) as if ``gone`` were not. Their group's scatter loses ``R^T R + s s^T / (size - k)``
+    (``R``: their residuals, ``s`` their sum), so the covariance loses ``a D^T D`` with ``D = [R;
+    s / sqrt(size - k)]``, and by Woodbury ``e^T P' e = e^T P e + a u^T (I - a D P D^T)^-1 u``,
+    ``u = D P e``: a rank-``k + 1`` correction of the distances already computed."""
+    k = len(gone)
+    residual = gone - mean
+    s = residual.sum(0)
+    down = np.vstack([residual, s / np.sqrt(size - k)])
+    a = (1.0 - _shrink(len(mean), total)) / total
+    pd = matmul(down, gaussians.precision64)  # D P, a row each
+    inner = np.linalg.inv(np.eye(k + 1) - a * matmul(pd, down.T))
+    moved = mean - s / (size - k)
+    at_means = matmul(pd, gaussians.means.T)  # D P mu_j
+    at_means[:, own] = pd @ moved
+    u = matmul(x, pd.T)[:, :, None] - at_means[None]  # rows x (k + 1) x means
+    out = seen + a * np.einsum("rpc,pq,rqc->rc", u, inner, u)
+    e = x - moved
+    out[:, own] += ((e @ gaussians.precision64) * e).sum(1) - seen[:, own]
+    return moved, out
 
 
 def _left_out(

@@ -62,10 +62,12 @@ class Strategy(ABC):
         """Scores whose softmax is the reported confidence."""
         return self.raw_scores(x) / self.temperature
 
-    def leave_one_out(self, x: Tensor, y: Tensor, counts: Tensor) -> Tensor | None:
+    def leave_one_out(self, x: Tensor, y: Tensor, counts: Tensor, groups: Tensor | None = None) -> Tensor | None:
         """Raw scores of fitted rows ``x`` (labels ``y``; ``counts[i]``: how many examples row
-        i's class had in the learn that fitted it) as if each had been left out of the fit.
-        None for rules that cannot give them: calibration then uses held-out slices."""
+        i's class had in the learn that fitted it) as if each had been left out of the fit;
+        rows sharing a ``groups`` id as if left out together (a row of count 0 is one the fit
+        has not seen: scored as if its group's fitted rows were left out). None for rules that
+        cannot give them: calibration then uses held-out slices."""
         return None
 
     @abstractmethod

@@ -223,7 +223,8 @@ def _fit_learns(strategy: Strategy, learns: Sequence[Task]) -> None:
 
 
 def check_leave_one_out(factory: Factory) -> None:
-    """None, or raw scores of the fitted rows (n x n_classes) that match refitting without each row."""
+    """None, or raw scores of the fitted rows (n x n_classes) that match refitting without each row
+    (and without each group of rows, for ``groups``)."""
     strategy = factory()
     _, second = _fit_two(strategy)
     loo = strategy.leave_one_out(second[0], second[1], _counts_in_learn(second[1], 3))
@@ -249,6 +250,18 @@ def check_leave_one_out(factory: Factory) -> None:
         diff = float((got.double() - want).abs().max())
         scale = 1.0 + float(want.abs().max())
         _require(diff <= 1e-3 * scale, f"leave-one-out scores of learn {k} row {j} differ from a refit by {diff:.2e}")
+    # a group: two rows of a learn left out together, and a row the fit never saw (count 0) scored
+    # as if they were left out
+    x, y = learns[2]
+    rows = torch.cat([x[:2], x[2:] + 0.5])
+    got = full.leave_one_out(rows, y, torch.tensor([1, 1, 0]), torch.zeros(3, dtype=torch.long))
+    _require(got is not None, "leave_one_out gave scores once and None another time")
+    assert got is not None
+    refit = factory()
+    _fit_learns(refit, [*learns[:2], (x[2:], y[2:]), *learns[3:]])
+    want = refit.raw_scores(rows).double()
+    diff = float((got.double() - want).abs().max())
+    _require(diff <= 1e-3 * (1.0 + float(want.abs().max())), f"scores left out as a group differ by {diff:.2e}")
 
 
 def check_revise(factory: Factory) -> None:

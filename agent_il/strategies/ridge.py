@@ -241,19 +241,6 @@ class RidgeStrategy(Strategy):
             self._k_inv = torch.linalg.inv(torch.diag(self._signs) + self._rows @ self._z)
         return self._z, self._k_inv
 
-    def leverage(self, h: Tensor, weight: Tensor, half: Tensor | None = None) -> Tensor:
-        """``w h^T (G + lambda I)^-1 h`` of each feature row ``h``: how much its own example moved
-        its scores, for exact leave-one-out scores. One triangular solve: ``|L^-1 h|^2``
-        (``half``: ``L^-1 h^T`` by the current factor, if the caller has it)."""
-        h = h.double()
-        z = torch.linalg.solve_triangular(self.factor(), h.T, upper=False) if half is None else half
-        quad = (z * z).sum(0)
-        low = self._woodbury()
-        if low is not None:
-            q = low[0].T @ h.T
-            quad = quad - (q * (low[1] @ q)).sum(0)
-        return weight.double() * quad
-
     def __deepcopy__(self, memo: dict[int, Any]) -> RidgeStrategy:
         """A copy shares G (47 MB at 2,432 features), its factor and the feature memo: each is
         replaced, never changed in place."""
@@ -281,20 +268,47 @@ class RidgeStrategy(Strategy):
         ]
         return float(_TEMPERATURES[int(torch.tensor(nll).argmin())])
 
-    def _left_out(self, h: Tensor, weight: Tensor, y: Tensor, solved: Tensor, half: Tensor | None = None) -> Tensor:
-        """Exact leave-one-out scores of fitted feature rows: ``(score - lev * y) / (1 - lev)``."""
-        leverage = self.leverage(h, weight, half)
+    def _left_out(
+        self, h: Tensor, w: Tensor, y: Tensor, solved: Tensor, half: Tensor | None = None, groups: Tensor | None = None
+    ) -> Tensor:
+        """Exact scores of fitted feature rows (float64) as if left out of the fit: one at a time,
+        ``(score - lev * y) / (1 - lev)``, ``lev = w h^T A^-1 h`` how much the row moved its own
+        scores; rows sharing a ``groups`` id together, ``(I - H_SS)^-1 (F_S - H_SS Y_S)`` with
+        ``H_SS = h_S A^-1 h_S^T W_S`` the group's block of the hat matrix. ``h_i^T A^-1 h_j`` is
+        ``z_i^T z_j - q_i^T K q_j``: ``z = L^-1 h^T`` (``half``, if the caller has it) and the
+        Woodbury terms of the rows folded in since the factorisation."""
+        z = torch.linalg.solve_triangular(self.factor(), h.T, upper=False) if half is None else half
+        low = self._woodbury()
+        q = None if low is None else low[0].T @ h.T
         target = torch.nn.functional.one_hot(y, solved.shape[1]).double()
-        return (h @ solved - leverage[:, None] * target) / (1 - leverage).clamp_min(1e-6)[:, None]
+        scores, quad = h @ solved, (z * z).sum(0)
+        if low is not None and q is not None:
+            quad = quad - (q * (low[1] @ q)).sum(0)
+        leverage = w * quad
+        out = (scores - leverage[:, None] * target) / (1 - leverage).clamp_min(1e-6)[:, None]
+        order = torch.argsort(groups, stable=True) if groups is not None else torch.zeros(0, dtype=torch.long)
+        for rows in torch.split(
+            order, [] if groups is None else torch.unique_consecutive(groups[order], return_counts=True)[1].tolist()
+        ):
+            if len(rows) > 1:
+                block = z[:, rows].T @ z[:, rows]
+                if low is not None and q is not None:
+                    block = block - q[:, rows].T @ low[1] @ q[:, rows]
+                hat = block * w[rows][None, :]
+                eye = torch.eye(len(rows), dtype=torch.float64)
+                out[rows] = torch.linalg.solve(eye - hat, scores[rows] - hat @ target[rows])
+        return out
 
     @torch.no_grad()
-    def leave_one_out(self, x: Tensor, y: Tensor, counts: Tensor) -> Tensor | None:
+    def leave_one_out(self, x: Tensor, y: Tensor, counts: Tensor, groups: Tensor | None = None) -> Tensor | None:
         if self.gram is None or self.weights is None:
             return None
         last, half = self._last_fit or (None, None)
         if last is None or last.shape != x.shape or not torch.equal(last, x.float()):
             half = None  # not the rows of the last fit (whose solve by the factor is kept)
-        return self._left_out(self._features(x).double(), balance_weights(counts), y, self.weights.double(), half)
+        h = self._features(x).double()
+        weight = balance_weights(counts) * (counts > 0)  # count 0: a row the fit has not seen
+        return self._left_out(h, weight.double(), y, self.weights.double(), half, groups)
 
     @torch.no_grad()
     def raw_scores(self, x: Tensor) -> Tensor:
