@@ -211,7 +211,8 @@ class IntentLearner(Editing, Upkeep, Consolidation, Concurrency):
         on_progress: Callable[[int, int], None] | None = None,
     ) -> LearnReport:
         """Learn labelled texts as one task. New labels grow the head; known labels get more data.
-        ``holdout`` keeps that fraction of each class aside as the task's test slice;
+        ``holdout`` keeps that fraction of each class aside as the task's test slice (a block of
+        its rows in the order given: see :func:`agent_il.engine.step.split_holdout`);
         ``on_progress(done, total)`` follows the encoding, the slow part."""
         texts = validation.texts(texts, max_chars=validation.max_text_chars())
         label_list = validation.labels(labels, len(texts))

@@ -6,7 +6,7 @@ by side, in two settings:
 - ``incremental``: the 15-task class-incremental run (10 intents a task, the bench's seed-0 order).
 
 Each score is calibrated the product's way (agent_il.ood.calibration.calibrate_learn, target keep 95%, on the
-last learn's examples and the other intents' exemplars scored leave-one-out, the exemplar memory
+last learn's examples and the other intents' exemplars left out in runs, the exemplar memory
 for the distances); ``val`` columns
 use the reference's rule instead (threshold at 95% keep of CLINC150's in-scope val split). The oos
 splits are only ever used to measure, never learned. Writes benchmarks/results/oos/results.json.

@@ -21,11 +21,11 @@ from agent_il.inbox import corrections
 from agent_il.tools.models import CorrectionResult
 from agent_il.tools.surface import CORRECT_INTENT, IntentTools
 
-# Messages of the quick-start test split that the learned workspace (banking, then travel) gets
-# wrong: its best known intent is another one (the last two are rejected as unknown, the first
-# answered with the wrong intent).
-FREEZE = "can you freeze my bank account"  # taken for account_blocked
-PAY = "today is the day i should pay my electric bill"  # taken for bill_due
+# Messages of the quick-start test split. The learned workspace (banking, then travel) answers the
+# first right; the last two it gets wrong (its best known intent is another one) and rejects as
+# unknown.
+FREEZE = "can you freeze my bank account"  # answered freeze_account
+UNLOCK = "can you unlock my bank account"  # taken for freeze_account
 RENAME = "i would like to change the name on my checking account"  # taken for freeze_account
 TODAY = datetime.now(timezone.utc).strftime("feedback:%Y-%m-%d")
 
@@ -43,61 +43,61 @@ def test_an_agents_correction_waits_for_review_then_is_learned(fresh_home: Path,
     with IntentTools(fresh_home, encoder=tool_encoder) as tools:  # learning off: the default
         learner = tools.learner
         assert CORRECT_INTENT in [s.name for s in tools.specs()]
-        assert best(tools, PAY) == ("bill_due", False)  # misclassified (and kept as an unknown)
-        assert PAY in learner.inbox.items().texts
+        assert best(tools, UNLOCK) == ("freeze_account", False)  # misclassified (and kept as an unknown)
+        assert UNLOCK in learner.inbox.items().texts
         generation = learner.state.generation
 
-        res = tools.call(CORRECT_INTENT, {"text": PAY, "label": " pay_bill "})
+        res = tools.call(CORRECT_INTENT, {"text": UNLOCK, "label": " account_blocked "})
         assert isinstance(res, CorrectionResult)
-        assert (res.status, res.label, res.predicted) == ("queued", "pay_bill", "unknown")
+        assert (res.status, res.label, res.predicted) == ("queued", "account_blocked", "unknown")
         assert res.review_id is not None and res.review_id.startswith("fb-") and res.snapshot is None
         assert "queued for the operator's review" in res.summary() and res.review_id in res.summary()
-        assert tools.correct_intent(PAY, "pay_bill").review_id == res.review_id  # waits once
+        assert tools.correct_intent(UNLOCK, "account_blocked").review_id == res.review_id  # waits once
         (pending,) = learner.inbox.corrections.items()
-        assert (pending.id, pending.text, pending.label) == (res.review_id, PAY, "pay_bill")
+        assert (pending.id, pending.text, pending.label) == (res.review_id, UNLOCK, "account_blocked")
         assert (pending.predicted, pending.sender) == ("unknown", "tool") and pending.time > 0
-        assert learner.state.generation == generation and best(tools, PAY)[0] == "bill_due"  # not learned
-        assert PAY in learner.inbox.items().texts and res.review_id not in learner.inbox.items().ids
+        assert learner.state.generation == generation and best(tools, UNLOCK)[0] == "freeze_account"  # not learned
+        assert UNLOCK in learner.inbox.items().texts and res.review_id not in learner.inbox.items().ids
         assert all(res.review_id not in c.ids for c in learner.inbox.discover(min_size=1))  # not an unknown
         for label, message in (("open_account", "label must be a known intent"), ("unknown", "is reserved")):
             with pytest.raises(ToolError, match=message):
-                tools.correct_intent(PAY, label)
+                tools.correct_intent(UNLOCK, label)
         assert len(learner.inbox.corrections.items()) == 1
 
         out = corrections.accept(learner, [res.review_id])
         assert out.learned and out.ids == [res.review_id] and out.predicted == ["unknown"]
         report = out.report
         assert report is not None and report.task.name == TODAY and report.examples == 1
-        assert report.updated_classes == ["pay_bill"] and not report.new_classes
+        assert report.updated_classes == ["account_blocked"] and not report.new_classes
         assert report.snapshot is not None and report.snapshot.startswith("auto-")
         checked = {a["name"]: a for a in report.holdout_accuracy}  # the forgetting check
         assert sorted(checked) == ["banking", "travel"]
         assert all(a["before"] is not None and a["after"] >= a["before"] - 5 for a in checked.values())
-        assert learner.inbox.corrections.items() == [] and PAY not in learner.inbox.items().texts
-        (stored,) = feedback_examples(learner, PAY)
-        assert (stored.label, stored.task, stored.source) == ("pay_bill", TODAY, "feedback")
-        assert best(tools, PAY) == ("pay_bill", True)  # classified right now
-        assert best(tools, "i need to pay my water bill")[0] == "pay_bill"
+        assert learner.inbox.corrections.items() == [] and UNLOCK not in learner.inbox.items().texts
+        (stored,) = feedback_examples(learner, UNLOCK)
+        assert (stored.label, stored.task, stored.source) == ("account_blocked", TODAY, "feedback")
+        assert best(tools, UNLOCK) == ("account_blocked", True)  # classified right now
+        assert best(tools, "how do i unlock my bank account")[0] == "account_blocked"
         with pytest.raises(InvalidInputError, match="no corrections are waiting for review"):
             corrections.accept(learner)
 
 
 def test_with_learning_allowed_a_correction_is_learned_at_once(fresh_home: Path, tool_encoder) -> None:
     with IntentTools(fresh_home, allow_learning=True, encoder=tool_encoder) as tools:
-        assert best(tools, PAY)[0] == "bill_due"
-        res = tools.correct_intent(PAY, "pay_bill")
+        assert best(tools, UNLOCK)[0] == "freeze_account"
+        res = tools.correct_intent(UNLOCK, "account_blocked")
         assert (res.status, res.predicted, res.review_id) == ("learned", "unknown", None)
         assert (res.task, res.task_id) == (TODAY, 3) and res.seconds is not None
         assert res.snapshot is not None and res.snapshot.startswith("auto-") and res.undo == "agent-il rollback"
         assert [(c.task, c.name) for c in res.forgetting_check] == [(1, "banking"), (2, "travel")]
         assert res.largest_drop is not None and 0 <= res.largest_drop <= 5
-        assert "learned the correction to 'pay_bill'" in res.summary()
+        assert "learned the correction to 'account_blocked'" in res.summary()
         assert tools.learner.inbox.corrections.items() == []
-        assert best(tools, PAY) == ("pay_bill", True)
+        assert best(tools, UNLOCK) == ("account_blocked", True)
         with pytest.raises(ToolError, match="label must be a known intent"):  # new intents: learn_intent
-            tools.correct_intent(PAY, "pay_my_bill")
+            tools.correct_intent(UNLOCK, "unlock_account")
         tools.learner.rollback()
-        assert best(tools, PAY)[0] == "bill_due" and not feedback_examples(tools.learner, PAY)
+        assert best(tools, UNLOCK)[0] == "freeze_account" and not feedback_examples(tools.learner, UNLOCK)
 
 
 def cli(*args: str, home: Path, ok: bool = True):
@@ -119,15 +119,15 @@ def top(home: Path, text: str) -> str:
 
 def test_cli_feedback_learn_corrections_and_the_review_queue(fresh_home: Path, tmp_path: Path) -> None:
     home = fresh_home
-    assert top(home, PAY) == "bill_due"
-    learned = cli_json("feedback", PAY, "--label", "pay_bill", home=home)  # the operator's: learned at once
+    assert top(home, UNLOCK) == "freeze_account"
+    learned = cli_json("feedback", UNLOCK, "--label", "account_blocked", home=home)  # the operator's: learned at once
     assert learned["learned"] is True and learned["task"]["name"] == TODAY and learned["examples"] == 1
-    assert learned["corrections"] == [{"label": "pay_bill", "predicted": "unknown"}]
+    assert learned["corrections"] == [{"label": "account_blocked", "predicted": "unknown"}]
     assert [a["name"] for a in learned["holdout_accuracy"]] == ["banking", "travel"]  # the forgetting check
     assert all(a["after"] >= a["before"] - 5 for a in learned["holdout_accuracy"])
-    assert top(home, PAY) == "pay_bill"
-    stored = cli_json("examples", "list", "--intent", "pay_bill", "--search", "electric bill", home=home)["examples"]
-    assert [(e["source"], e["task"]) for e in stored if e["text"] == PAY] == [("feedback", TODAY)]
+    assert top(home, UNLOCK) == "account_blocked"
+    stored = cli_json("examples", "list", "--intent", "account_blocked", "--search", "unlock", home=home)["examples"]
+    assert [(e["source"], e["task"]) for e in stored if e["text"] == UNLOCK] == [("feedback", TODAY)]
 
     fixes = tmp_path / "fixes.csv"
     fixes.write_text(f"text,intent\n{FREEZE},freeze_account\n")
@@ -157,14 +157,14 @@ def test_cli_feedback_learn_corrections_and_the_review_queue(fresh_home: Path, t
 def test_cli_refusals_change_nothing(fresh_home: Path, tmp_path: Path) -> None:
     home = fresh_home
     fixes = tmp_path / "fixes.csv"
-    fixes.write_text(f"text,intent\n{FREEZE},freeze_account\n{PAY},no_such_intent\n")
+    fixes.write_text(f"text,intent\n{FREEZE},freeze_account\n{UNLOCK},no_such_intent\n")
     queued = cli_json("feedback", RENAME, "--label", "pin_change", "--review", home=home)["ids"][0]
     cli("predict", "tell me a joke about penguins", home=home)  # an unknown in the inbox
     unknown_id = cli_json("inbox", "list", home=home)["items"][0]["id"]
     before = cli_json("status", home=home)
     cases = [
-        (["feedback", PAY, "--label", "no_such_intent"], "label: 'no_such_intent' is not a known intent"),
-        (["feedback", PAY, "--label", "unknown"], "the answer kept for inputs that fit no intent"),
+        (["feedback", UNLOCK, "--label", "no_such_intent"], "label: 'no_such_intent' is not a known intent"),
+        (["feedback", UNLOCK, "--label", "unknown"], "the answer kept for inputs that fit no intent"),
         (["feedback", " ", "--label", "pay_bill"], "texts[0] is empty or whitespace"),
         (["learn", str(fixes), "--corrections"], "labels[1]: 'no_such_intent' is not a known intent"),
         (["learn", str(fixes), "--corrections", "--task", "x"], "leave out --task and --holdout"),

@@ -236,10 +236,24 @@ def test_class_statistics_updated_by_the_rows_that_change_equal_a_fresh_fit():
         assert np.allclose(getattr(after, field), getattr(fresh, field), atol=1e-10), field
 
 
+def refitted(x: np.ndarray, y: np.ndarray, out: list[int], rows: np.ndarray, c: int) -> dict[str, np.ndarray]:
+    """The distance scores of ``rows`` (of class ``c``) with the statistics fitted again without the
+    rows ``out``, their own class's distance read at the scale a query of the full class meets."""
+    from agent_il.ood.scores import _query_scale
+
+    keep = ~np.isin(np.arange(len(x)), out)
+    stats = ClassStats.fit(x[keep], y[keep], int(y.max()) + 1)
+    dist = stats.classes.distances(rows)
+    dist[:, c] *= _query_scale(int((y == c).sum()), len(out))
+    background = stats.background.distances(rows)
+    return {"mahalanobis": -dist.min(1), "relative": -(dist - background).min(1)}
+
+
 def test_exemplar_distances_are_scored_as_if_left_out():
     """A calibration row that is an exemplar is measured against its class mean and the shrunk
-    covariances as refitted without it (Sherman-Morrison, up to the 1/n change of the scale):
-    in-sample, its distances are far shorter than a new query's."""
+    covariances as refitted without it (Sherman-Morrison, up to the 1/n change of the scale; its
+    own class's distance read as a query of the whole class would meet it): in-sample, its
+    distances are far shorter than a new query's."""
     from agent_il.ood.scores import components
 
     rng = np.random.default_rng(0)
@@ -251,8 +265,7 @@ def test_exemplar_distances_are_scored_as_if_left_out():
     stats = ClassStats.fit(x, y, k)
     left_out = components(logits, x, stats, own=y)
     for i in (0, 13, 39):
-        others = np.arange(len(x)) != i
-        refit = components(logits[i : i + 1], x[i : i + 1], ClassStats.fit(x[others], y[others], k))
+        refit = refitted(x, y, [i], x[i : i + 1], int(y[i]))
         seen = components(logits[i : i + 1], x[i : i + 1], stats)
         for name in ("mahalanobis", "relative"):
             assert left_out[name][i] == pytest.approx(refit[name][0], rel=0.05), name
@@ -267,8 +280,7 @@ def test_exemplar_distances_are_scored_as_if_left_out():
     groups[mine] = 10
     with_query = np.vstack([x, query])
     out = components(np.zeros((len(x) + 1, k)), with_query, stats, np.append(y, -1), groups)
-    others = ~np.isin(np.arange(len(x)), run)
-    refit = components(np.zeros((4, k)), with_query[mine], ClassStats.fit(x[others], y[others], k))
+    refit = refitted(x, y, run, with_query[mine], 2)
     seen = components(np.zeros((4, k)), with_query[mine], stats)
     for name in ("mahalanobis", "relative"):
         assert out[name][run] == pytest.approx(refit[name][:3], rel=0.1), name  # the scale: 3 rows of 40 out

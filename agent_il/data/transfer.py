@@ -56,7 +56,7 @@ def learn_dataset(
     """Learn ``dataset`` as one task, then, if it has out-of-scope rows (fallback intents), fit the
     rejection threshold on them. The in-scope side of that fit is the workspace's held-out
     examples, which the head has not fitted (its own training rows would score too high); with
-    none, the calibration's own leave-one-out scores stand in. Returns the learn's report and
+    none, the calibration's own left-out scores stand in. Returns the learn's report and
     what the fit did (None without fallback rows)."""
     assert dataset.labels is not None
     report = learner.learn(dataset.texts, dataset.labels, task=task, holdout=holdout, on_progress=on_progress)

@@ -1,7 +1,8 @@
 """The rejection threshold: refitted inside every learn, set or fitted by the user.
 
 The threshold is a quantile of the scores of in-scope rows the head has not fitted: this learn's
-examples scored leave-one-out (exact and cheap for the ridge head) and the held-out slices. The
+examples scored as left out with their run (:func:`runs`; exact and cheap for the ridge head) and
+the held-out slices. The
 workspace keeps the target keep rate (:class:`agent_il.config.RejectionSettings`), so every
 learn recalibrates to it.
 """

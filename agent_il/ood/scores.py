@@ -304,7 +304,8 @@ def _group_out(
     u = matmul(x, pd.T)[:, :, None] - at_means[None]  # rows x (k + 1) x means
     out = seen + a * np.einsum("rpc,pq,rqc->rc", u, inner, u)
     e = x - moved
-    out[:, own] += ((e @ gaussians.precision64) * e).sum(1) - seen[:, own]
+    out[:, own] = ((e @ gaussians.precision64) * e).sum(1) + (out[:, own] - seen[:, own])
+    out[:, own] *= _query_scale(size, k)
     return moved, out
 
 
@@ -334,8 +335,17 @@ def _left_out(
     cross = (pr * x).sum(1)[:, None] - matmul(pr, gaussians.means.T)  # e_j^T P r for every mean j
     out = seen + gain[:, None] * cross**2
     rows = np.arange(len(x))
-    out[rows, own] = shift**2 * q / (1.0 - a * q)  # e = shift * r to the mean without the row
+    out[rows, own] = shift**2 * q / (1.0 - a * q) * _query_scale(size, 1)  # e = shift * r, to the mean without it
     return out
+
+
+def _query_scale(size: int | np.ndarray, k: int) -> float | np.ndarray:
+    """What a row's squared distance to the mean of the ``size - k`` rows left of its group is
+    scaled by to read as a new query's to the mean of all ``size``: a point's expected squared
+    distance to the mean of ``m`` rows of its Gaussian is ``tr(P Sigma) (1 + 1 / m)``. Unscaled, a
+    class of five examples calibrates on distances 7% longer than its queries meet, and the
+    threshold keeps about 2 points more than its keep rate."""
+    return (1 + 1 / size) / (1 + 1 / (size - k))
 
 
 def standardiser(comps: dict[str, np.ndarray]) -> dict[str, list[float]]:

@@ -70,8 +70,8 @@ def calibrate(
 ) -> None:
     """Show or set when `predict` answers `unknown`: the in-scope score threshold.
 
-    Every learn recalibrates it to keep 95% of in-scope inputs (its own examples scored
-    leave-one-out, and the held-out slices). `--keep` changes that rate, `--threshold` sets the
+    Every learn recalibrates it to keep 95% of in-scope inputs (its own examples scored as
+    left out with their run of neighbours, and the held-out slices). `--keep` changes that rate, `--threshold` sets the
     score directly, and FILE fits it on labelled out-of-scope examples; the workspace keeps the
     matching keep rate for later learns. Without options, shows the current setting.
 

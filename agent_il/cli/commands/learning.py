@@ -57,7 +57,10 @@ def learn(
     locale: Locale = None,
     keep_fallback: KeepFallback = False,
     holdout: Annotated[
-        float, typer.Option("--holdout", help="Fraction of each class kept aside as this task's test slice.")
+        float,
+        typer.Option(
+            "--holdout", help="Fraction of each class kept aside as this task's test slice (a block, in file order)."
+        ),
     ] = 0.0,
     corrections: Annotated[
         bool,
@@ -135,7 +138,7 @@ def _import_summary(imported: dict[str, Any]) -> None:
         cal = imported["calibration"]
         threshold = "none" if cal.get("threshold") is None else f"{cal['threshold']:.2f}"
         n = imported["in_scope_rows"]
-        side = f"{n} held-out rows" if n else "the learn's leave-one-out scores"
+        side = f"{n} held-out rows" if n else "the learn's left-out scores"
         typer.echo(
             f"{imported['fallback_rows']} fallback rows fitted the unknown threshold against {side}: "
             f"{threshold}, keeps {cal['keep']:.0%} of in-scope inputs (agent-il calibrate shows it)"

@@ -163,7 +163,7 @@ def test_async_loop_and_tool_errors(toolkit: IntentToolkit) -> None:
                 call("classify_intent", {"text": "x" * 1001}, "a3"),
                 call(
                     "correct_intent",
-                    {"text": "today is the day i should pay my electric bill", "label": "pay_bill"},
+                    {"text": "can you unlock my bank account", "label": "account_blocked"},
                     "a4",
                 ),
             ],
@@ -173,7 +173,7 @@ def test_async_loop_and_tool_errors(toolkit: IntentToolkit) -> None:
     messages = asyncio.run(arun_loop(model, toolkit.get_tools(), "what do you know?"))
     listed, flight, too_long, corrected = messages[2:6]
     assert corrected.status == "success" and corrected.artifact["status"] == "queued"  # learning off: for review
-    assert corrected.content.startswith("correction to 'pay_bill' (was unknown) queued for the operator's")
+    assert corrected.content.startswith("correction to 'account_blocked' (was unknown) queued for the operator's")
     assert listed.content.startswith("12 intents: ") and len(listed.artifact["intents"]) == 12
     assert flight.artifact["label"] == "flight_status" and flight.status == "success"
     assert too_long.status == "error" and too_long.content == "text has 1001 characters; the limit is 1000"
