@@ -8,7 +8,10 @@ bench's draw), ``--holdout`` as the quick start uses it. Then every CLINC150 tes
 intents is predicted (kept = not answered ``unknown``), and every oos_test query (recall = answered
 ``unknown``). Intents: 10, 30, 150; shots: 5, 10, 30 and all (100).
 
-    python benchmarks/calibration.py              # 3 seeds (about 10 minutes on 2 cores)
+    python benchmarks/calibration.py              # 3 seeds (about 5 minutes on 2 cores)
+    python benchmarks/calibration.py --seeds 10   # the README's: a 10-intent, 5-shot workspace
+                                                  # calibrates on 50 rows, so one seed's keep
+                                                  # varies by +-3 points
     python benchmarks/calibration.py --quick      # one seed, 10 and 30 intents
     python benchmarks/calibration.py --consolidated   # 150 intents (30 shots, all), consolidated first
     python benchmarks/calibration.py --banking77      # BANKING77's 77 intents in tasks of 11
@@ -24,7 +27,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from statistics import mean
+from statistics import mean, stdev
 from typing import Any
 
 import numpy as np
@@ -89,8 +92,9 @@ def main() -> None:
         "--consolidated", action="store_true", help="150 intents, 30 shots and all, consolidated before measuring"
     )
     parser.add_argument("--banking77", action="store_true", help="BANKING77's 77 intents in 7 tasks (no oos split)")
+    parser.add_argument("--seeds", type=int, default=3, help="seeds 0 .. N-1 (default 3)")
     args = parser.parse_args()
-    seeds = [0] if args.quick else [0, 1, 2]
+    seeds = [0] if args.quick else list(range(args.seeds))
     sizes = [10, 30] if args.quick else [10, 30, 150]
     shots: list[int | None] = [5, 10, 30, None]
     if args.consolidated:
@@ -118,17 +122,19 @@ def main() -> None:
             row = {"intents": intents, "shots": n or "all"}
             row |= {k: None if runs[0][k] is None else mean(r[k] for r in runs) for k in runs[0]}
             row["keep_error"] = row["keep"] - 100.0 * DEFAULT_KEEP
+            row["keep_se"] = stdev(r["keep"] for r in runs) / len(runs) ** 0.5 if len(runs) > 1 else None
             points.append(row)
             print(json.dumps(row), flush=True)
     lines = [
-        f"Target keep {100 * DEFAULT_KEEP:.0f}%, --holdout {args.holdout}, seeds {seeds}, {data}"
+        f"Target keep {100 * DEFAULT_KEEP:.0f}%, --holdout {args.holdout}, seeds 0 to {seeds[-1]}, {data}"
         + (", after `consolidate`." if args.consolidated else "."),
         "",
-        "| intents | shots | realised keep | keep - target | in-scope acc | oos recall |",
+        "| intents | shots | realised keep | keep - target (± standard error over seeds) | in-scope acc | oos recall |",
         "|---|---|---|---|---|---|",
         *[
-            f"| {p['intents']} | {p['shots']} | {p['keep']:.1f} | {p['keep_error']:+.1f} | "
-            f"{p['in_scope_accuracy']:.1f} | {cell(p['oos_recall'])} |"
+            f"| {p['intents']} | {p['shots']} | {p['keep']:.1f} | {p['keep_error']:+.1f}"
+            + ("" if p["keep_se"] is None else f" ± {p['keep_se']:.1f}")
+            + f" | {p['in_scope_accuracy']:.1f} | {cell(p['oos_recall'])} |"
             for p in points
         ],
     ]
