@@ -116,12 +116,17 @@ def calibrate_learn(
     import torch
 
     rng = np.random.default_rng(seed)
-    rows = np.arange(len(x))
-    if len(rows) > CALIBRATION_ROWS:  # its run's rows beyond the sample stay fitted
-        rows = np.sort(rng.choice(rows, CALIBRATION_ROWS, replace=False))
-    counts = np.bincount(y, minlength=int(y.max()) + 1).astype(np.float64)
     held_x = np.zeros((0, x.shape[1]), dtype=x.dtype) if held_x is None else held_x
     own_runs, held_runs = (runs(y), np.full(len(held_x), -1)) if learn_runs is None else learn_runs
+    rows = np.arange(len(x))
+    if len(rows) > CALIBRATION_ROWS:  # whole runs, so that a sampled row's run-mates leave with it
+        ids, sizes = np.unique(own_runs, return_counts=True)
+        order = rng.permutation(len(ids))
+        take = int(np.searchsorted(np.cumsum(sizes[order]), CALIBRATION_ROWS, side="right"))
+        rows = np.flatnonzero(np.isin(own_runs, ids[order[:take]]))
+        if not len(rows):  # one run longer than the sample: rows at random
+            rows = np.sort(rng.choice(len(x), CALIBRATION_ROWS, replace=False))
+    counts = np.bincount(y, minlength=int(y.max()) + 1).astype(np.float64)
     own_runs = own_runs[rows]
     if len(held_x) > CALIBRATION_ROWS:
         pick = np.sort(rng.choice(len(held_x), CALIBRATION_ROWS, replace=False))
