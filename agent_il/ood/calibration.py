@@ -2,9 +2,8 @@
 
 The threshold is a quantile of the scores of in-scope rows the head has not fitted: this learn's
 examples scored as left out with their run (:func:`runs`; exact and cheap for the ridge head) and
-the held-out slices. The
-workspace keeps the target keep rate (:class:`agent_il.config.RejectionSettings`), so every
-learn recalibrates to it.
+the held-out slices. The workspace keeps the target keep rate
+(:class:`agent_il.config.RejectionSettings`), so every learn recalibrates to it.
 """
 
 from __future__ import annotations
