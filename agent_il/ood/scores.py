@@ -233,7 +233,8 @@ def _leave_out(
     """:func:`components`' ``cos``, ``dist`` and ``background`` of the rows, in place, as if their
     group's exemplar rows were not among the exemplars: the group's class mean without them, and
     both shrunk covariances without their scatter (a low-rank Woodbury downdate of the precision,
-    up to the 1/n change of its scale). Without this, a workspace whose rows are all exemplars
+    up to the 1/n change of its scale), the distance to its own class read at a query's scale
+    (:func:`_query_scale`). Without this, a workspace whose rows are all exemplars
     (a few examples an intent) calibrates on rows that lie in the span of the very covariance that
     measures them, where the precision is small: their distances run short of a new query's, and
     the threshold rejects far more than its keep rate."""
@@ -321,10 +322,7 @@ def _left_out(
     """Squared distances of exemplar rows ``x`` to every mean of ``gaussians`` as if each row had
     not been among the ``total`` exemplars (``seen``: the distances with it among them): its own
     mean (column ``own``; ``residual``: the row minus that mean, of a group of ``size`` rows)
-    without it, and the shrunk covariance without its outer product. Without this, a workspace
-    whose rows are all exemplars (a few examples an intent) calibrates on rows that lie in the
-    span of the very covariance that measures them, where the precision is small: their
-    distances run short of a new query's, and the threshold rejects far more than its keep rate.
+    without it, and the shrunk covariance without its outer product (why: :func:`_leave_out`).
     With ``P`` the precision and the covariance losing ``a r r^T``, Sherman-Morrison gives
     ``e^T P' e = e^T P e + a (e^T P r)^2 / (1 - a r^T P r)``."""
     shift = size / (size - 1)  # the group's scatter loses shift * r r^T; its mean moves by r / (size - 1)

@@ -286,11 +286,11 @@ class RidgeStrategy(Strategy):
             quad = quad - (q * (low[1] @ q)).sum(0)
         leverage = w * quad
         out = (scores - leverage[:, None] * target) / (1 - leverage).clamp_min(1e-6)[:, None]
-        order = torch.argsort(groups, stable=True) if groups is not None else torch.zeros(0, dtype=torch.long)
-        for rows in torch.split(
-            order, [] if groups is None else torch.unique_consecutive(groups[order], return_counts=True)[1].tolist()
-        ):
-            if len(rows) > 1:
+        if groups is None:
+            return out
+        order = torch.argsort(groups, stable=True)
+        for rows in torch.split(order, torch.unique_consecutive(groups[order], return_counts=True)[1].tolist()):
+            if len(rows) > 1:  # a group of one keeps the formula above
                 block = z[:, rows].T @ z[:, rows]
                 if low is not None and q is not None:
                     block = block - q[:, rows].T @ low[1] @ q[:, rows]
